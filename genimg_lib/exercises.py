@@ -1,0 +1,69 @@
+"""Checkers for the exercises at the end of each chapter.
+
+Chapter: every chapter. An exercise cell ends with ``check("chapter.n", answer)``,
+which prints whether the answer is right and, if not, a hint. The expected values
+are computed here from the library, never typed in, so they stay true when the data
+or the code changes.
+
+Add a checker with the ``@exercise("chapter.n")`` decorator: a function that takes
+the reader's answer and returns ``(ok, message)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+_CHECKERS: dict[str, Callable[[Any], tuple[bool, str]]] = {}
+
+
+def exercise(key: str) -> Callable:
+    """Register a checker under ``key`` (e.g. ``"getting_started.1"``)."""
+
+    def register(fn: Callable[[Any], tuple[bool, str]]) -> Callable:
+        if key in _CHECKERS:
+            raise ValueError(f"exercise {key!r} is registered twice")
+        _CHECKERS[key] = fn
+        return fn
+
+    return register
+
+
+def check(key: str, answer: Any) -> bool:
+    """Grade ``answer`` for exercise ``key``; prints the verdict and returns it."""
+    if key not in _CHECKERS:
+        raise ValueError(f"unknown exercise {key!r}; known: {sorted(_CHECKERS)}")
+    try:
+        ok, message = _CHECKERS[key](answer)
+    except Exception as err:  # a malformed answer is a wrong answer, with the reason
+        ok, message = False, f"could not check this answer: {type(err).__name__}: {err}"
+    print(f"{key}: {'correct' if ok else 'not yet'}. {message}")
+    return ok
+
+
+# ---------------------------------------------------------------------------
+# Getting started
+# ---------------------------------------------------------------------------
+@exercise("getting_started.1")
+def _mean_pixel_of_ones(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.data import load_mnist5k
+
+    x, y = load_mnist5k("train")
+    expected = x[y == 1].mean().item()
+    ok = abs(float(answer) - expected) < 1e-4
+    return ok, "" if ok else "Select the training images whose label is 1, then average every pixel."
+
+
+@exercise("getting_started.2")
+def _ring_density_at_mode(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.data import make_toy
+
+    ring = make_toy("ring")
+    expected = ring.log_prob(torch.tensor([[2.0, 0.0]])).exp().item()
+    ok = abs(float(answer) - expected) / expected < 1e-3
+    hint = (
+        "A mode of the ring has 1/8 of the mass in a 2-D Gaussian of std s, whose peak "
+        "is 1/(2 pi s^2); the other modes are too far away to add anything."
+    )
+    return ok, "" if ok else hint
