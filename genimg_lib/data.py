@@ -47,6 +47,8 @@ def _check_choice(name: str, value, choices: Sequence) -> None:
 
 
 def _check_value_range(value_range) -> tuple[float, float]:
+    if isinstance(value_range, str):
+        raise ValueError(f"value_range must be one of {list(VALUE_RANGES)}, got {value_range!r}")
     try:
         lo, hi = (float(v) for v in value_range)
     except (TypeError, ValueError):
@@ -331,9 +333,12 @@ def noisy_curve(
         return curve(t) + noise * torch.randn(n, 2, generator=g)
 
     def log_prob(x: torch.Tensor) -> torch.Tensor:
-        sq = ((x[:, None, :] - nodes[None]) ** 2).sum(-1)  # (n, Q)
-        log_n = -(LOG_2PI + 2 * math.log(noise)) - sq / (2 * noise**2)
-        return torch.logsumexp(log_n, dim=1) - math.log(num_quadrature)
+        out = []
+        for chunk in x.split(2048):  # (n, Q) distances, a chunk at a time to bound memory
+            sq = torch.cdist(chunk, nodes).pow(2)
+            log_n = -(LOG_2PI + 2 * math.log(noise)) - sq / (2 * noise**2)
+            out.append(torch.logsumexp(log_n, dim=1) - math.log(num_quadrature))
+        return torch.cat(out)
 
     return ToyDistribution(name, 2, sample, log_prob, f"noisy curve, sigma={noise}")
 
