@@ -190,7 +190,7 @@ def scatter_2d(
             ax.scatter(pts[m, 0], pts[m, 1], s=s, alpha=alpha, color=PALETTE[c % 10], label=str(c))
     else:
         ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=alpha, color=color or REAL_COLOR, label=label)
-    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_aspect("equal", adjustable="box")
     if title:
         ax.set_title(title)
     return ax

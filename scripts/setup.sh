@@ -38,10 +38,7 @@ echo "== installing requirements and genimg_lib"
 
 echo "== installing the website's JavaScript (MathJax comes with sphinx-mathjax-offline)"
 npm ci --no-audit --no-fund --loglevel=error
-rm -rf _vendor && mkdir -p _vendor/vendor/widgets
-cp node_modules/requirejs/require.js _vendor/vendor/require.min.js
-dist=node_modules/@jupyter-widgets/html-manager/dist
-cp "$dist"/embed-amd.js "$dist"/*.woff "$dist"/*.woff2 "$dist"/*.ttf "$dist"/*.eot "$dist"/*.svg _vendor/vendor/widgets/
+bash scripts/vendor_assets.sh
 
 echo "== building the website (strict: warnings are errors)"
 rm -rf _build/html

@@ -12,5 +12,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 export GENIMG_PROGRESS=${GENIMG_PROGRESS:-1}
 .venv/bin/python -m pytest tests book \
-  --nbval --sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 600 \
+  --nbval --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 600 \
   -p no:cacheprovider "$@"

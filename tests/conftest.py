@@ -1,15 +1,16 @@
-"""Shared test setup: quiet progress bars, a fixed seed, and the repository root."""
+"""Shared test setup: headless matplotlib, a fixed seed, and the repository root."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import matplotlib
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("GENIMG_PROGRESS", "0")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Headless plots in this process only: an environment variable would leak into the
+# kernels that nbval starts, and change the notebooks' outputs.
+matplotlib.use("Agg")
 
 
 @pytest.fixture(autouse=True)

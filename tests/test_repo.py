@@ -1,0 +1,55 @@
+"""The repository's promises: README commands, CI, requirements, packaging and site assets."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_gives_two_commands_and_ci_runs_exactly_them():
+    commands = re.findall(r"```bash\n(.+?)\n```", README.split("## Two commands")[1].split("###")[0], re.S)
+    assert commands == ["bash scripts/setup.sh", "bash scripts/test.sh"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    for command in commands:
+        assert re.search(rf"^(\S+=\S+ )*{re.escape(command)}$", ci, re.M), f".ci/run does not run {command!r}"
+
+
+def test_requirements_have_lower_bounds_and_no_hard_pins():
+    lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
+    reqs = [l for l in lines if l]
+    assert reqs
+    for req in reqs:
+        assert "==" not in req, f"hard pin in requirements.txt: {req}"
+        assert ">=" in req, f"no lower bound in requirements.txt: {req}"
+    names = {re.split(r"[<>=!\[ ]", r)[0].lower() for r in reqs}
+    for needed in ("torch", "jupyter-book", "matplotlib", "ipywidgets", "nbval", "pytest", "tqdm",
+                   "mlxtend", "scikit-learn", "numpy", "sphinx-mathjax-offline", "playwright"):
+        assert needed in names, f"{needed} missing from requirements.txt"
+    assert "jupyter-book>=1.0,<2" in reqs  # Jupyter Book 2 fetches its theme online
+
+
+def test_package_dependencies_are_in_requirements():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = (ROOT / "requirements.txt").read_text()
+    for dep in project["dependencies"]:
+        assert dep in reqs, f"pyproject dependency {dep} is not in requirements.txt"
+
+
+def test_site_assets_come_from_the_site_not_a_cdn():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]
+    assert "sphinx-mathjax-offline" in config["extra_extensions"]
+    for url in config["config"]["nb_ipywidgets_js"]:
+        assert not url.startswith(("http:", "https:", "//")), url
+    # Jupyter Book links every .js/.css under a top-level _static into every page.
+    assert not (ROOT / "_static").exists()
+
+
+def test_licenses_exist():
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    assert "CC BY 4.0" in (ROOT / "LICENSE-CONTENT.md").read_text()
