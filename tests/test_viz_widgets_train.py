@@ -112,3 +112,22 @@ def test_exercise_checkers_grade_right_and_wrong(capsys):
     assert not exercises.check("getting_started.2", "a lot")
     with pytest.raises(ValueError, match="unknown exercise"):
         exercises.check("nope.1", 0)
+
+
+def test_animation_html_is_a_self_contained_player():
+    fig, ax = plt.subplots()
+    (line,) = ax.plot([0, 1], [0, 0])
+    seen = []
+
+    def update(i):
+        seen.append(i)
+        line.set_ydata([i, i])
+        return (line,)
+
+    html = viz.animation_html(fig, update, num_frames=4, interval=50).data
+    assert "<script" in html and "data:image/png;base64" in html
+    assert html.count("data:image/png;base64") == 4  # every frame embedded: no kernel, no network
+    assert set(seen) >= {0, 1, 2, 3}
+    assert not plt.fignum_exists(fig.number)  # closed, so not shown twice
+    with pytest.raises(ValueError, match="at least 1"):
+        viz.animation_html(plt.figure(), update, num_frames=0)
