@@ -35,6 +35,49 @@ CHROMIUM_ARGS = [
 pytestmark = pytest.mark.browser
 
 
+RAW_TEX_JS = r"""() => [...document.querySelectorAll('article p, article li')].map(e => {
+    const c = e.cloneNode(true);
+    c.querySelectorAll('pre, code, mjx-container, script, .highlight').forEach(x => x.remove());
+    return c.innerText; }).filter(t => /\$|\\\(|\\\[|\\[a-zA-Z]+/.test(t)).slice(0, 3)"""
+
+
+# sphinx-thebe's configuration script is included twice by the theme; harmless.
+KNOWN_PAGE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
+
+
+def open_offline(browser, log: dict):
+    """A page that lets requests reach 127.0.0.1 only, recording everything else in ``log``."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    for key in ("outside", "failed", "page_errors", "bad_status"):
+        log.setdefault(key, [])
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            r.continue_()
+        else:
+            log["outside"].append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("requestfailed", lambda req: log["failed"].append(req.url))
+    page.on("pageerror", lambda err: log["page_errors"].append(str(err)))
+    page.on("response", lambda resp: log["bad_status"].append(f"{resp.status} {resp.url}") if resp.status >= 400 else None)
+    return page
+
+
+def settle(page) -> None:
+    """Wait for MathJax and the widgets, and scroll through so that every image loads."""
+    if page.locator("mjx-container, .math").count():
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
+        page.evaluate("() => MathJax.startup.promise")
+    if page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count():
+        page.wait_for_selector(".jupyter-widgets", timeout=20000)
+    page.evaluate("async () => { for (let y = 0; y < document.body.scrollHeight; y += 600) "
+                  "{ window.scrollTo(0, y); await new Promise(r => setTimeout(r, 30)); } }")
+    page.wait_for_load_state("networkidle")
+
+
 def _missing() -> str | None:
     if not (SITE / "book" / "getting_started.html").exists():
         return f"no built site at {SITE}; run bash scripts/setup.sh"
@@ -70,46 +113,21 @@ def server():
 def page_report(server):
     from playwright.sync_api import sync_playwright
 
-    outside, failed, console_errors, page_errors, bad_status = [], [], [], [], []
+    log: dict = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-
-        def route(r):
-            host = urlparse(r.request.url).hostname
-            if r.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
-                r.continue_()
-            else:
-                outside.append(r.request.url)
-                r.abort()
-
-        page.route("**/*", route)
-        page.on("requestfailed", lambda req: failed.append(req.url))
-        page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda err: page_errors.append(str(err)))
-        page.on("response", lambda resp: bad_status.append(f"{resp.status} {resp.url}") if resp.status >= 400 else None)
+        page = open_offline(browser, log)
         page.goto(f"{server}/book/getting_started.html", wait_until="networkidle")
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
-        page.evaluate("() => MathJax.startup.promise")
         page.wait_for_selector(".widget-slider", timeout=20000)
-        # scroll through the page so that every image is requested, then wait for them
-        page.evaluate("async () => { for (let y = 0; y < document.body.scrollHeight; y += 600) "
-                      "{ window.scrollTo(0, y); await new Promise(r => setTimeout(r, 30)); } }")
-        page.wait_for_load_state("networkidle")
+        settle(page)
         report = {
             "math": page.locator("mjx-container").count(),
-            "raw_tex": page.evaluate(
-                "() => [...document.querySelectorAll('article p, article li')]"
-                ".map(e => e.innerText).filter(t => /\\$\\$|\\\\\\(|\\\\frac|\\\\mathcal/.test(t)).slice(0, 3)"
-            ),
+            # text outside code and typeset math that still looks like TeX
+            "raw_tex": page.evaluate(RAW_TEX_JS),
             "images": page.evaluate(
                 "() => [...document.images].map(i => [i.getAttribute('src').slice(0, 60), i.complete && i.naturalWidth > 0])"
             ),
-            "outside": outside,
-            "failed": failed,
-            "console_errors": console_errors,
-            "page_errors": page_errors,
-            "bad_status": bad_status,
+            **log,
         }
         # the widget: pressing a key on the slider must switch the frame, with no kernel.
         # The Stack shows only its selected child; we identify it by its PNG's size.
@@ -131,8 +149,10 @@ def page_report(server):
         report["shown_after"] = shown_png_size()
         report["readout"] = page.locator(".widget-readout").first.inner_text()
         page.screenshot(path=str(ROOT / "_build" / "screenshot_getting_started_widget.png"))
-        page.locator("#toy-distributions-with-known-densities").scroll_into_view_if_needed()
-        page.evaluate("() => window.scrollBy(0, 520)")
+        page.evaluate(  # the section whose display equations show typeset math
+            "() => { const h = document.getElementById('toy-distributions-with-known-densities');"
+            " window.scrollTo(0, h.getBoundingClientRect().top + window.scrollY - 60); }"
+        )
         page.wait_for_timeout(200)
         page.screenshot(path=str(ROOT / "_build" / "screenshot_getting_started.png"))
         browser.close()
@@ -142,10 +162,6 @@ def page_report(server):
 def test_no_request_leaves_the_machine(page_report):
     assert page_report["outside"] == [], page_report["outside"]
     assert page_report["failed"] == [], page_report["failed"]
-
-
-# sphinx-thebe's configuration script is included twice by the theme; harmless.
-KNOWN_PAGE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 
 
 def test_no_javascript_errors_and_no_missing_files(page_report):
@@ -188,3 +204,34 @@ def test_widget_renders_and_responds_without_a_kernel(page_report):
     assert page_report["shown_before"] == sizes[0]
     assert page_report["readout"].strip() == "3"
     assert page_report["shown_after"] == sizes[3], (page_report["shown_after"], sizes)
+
+
+def test_every_page_is_offline_typeset_and_complete(server):
+    """Each chapter page: no request leaves the machine, math typeset, images and widgets load."""
+    from playwright.sync_api import sync_playwright
+
+    pages = sorted((SITE / "book").rglob("*.html"))
+    assert pages
+    problems = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for html in pages:
+            log: dict = {}
+            page = open_offline(browser, log)
+            page.goto(f"{server}/{html.relative_to(SITE).as_posix()}", wait_until="networkidle")
+            settle(page)
+            found = {
+                "outside": log["outside"] + log["failed"],
+                "missing files": log["bad_status"],
+                "js errors": [e for e in log["page_errors"] if e not in KNOWN_PAGE_ERRORS],
+                "raw TeX": page.evaluate(RAW_TEX_JS),
+                "broken images": page.evaluate(
+                    "() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))"
+                ),
+            }
+            found = {k: v for k, v in found.items() if v}
+            if found:
+                problems[html.name] = found
+            page.close()
+        browser.close()
+    assert problems == {}, problems
