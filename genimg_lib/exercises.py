@@ -67,3 +67,27 @@ def _ring_density_at_mode(answer: Any) -> tuple[bool, str]:
         "is 1/(2 pi s^2); the other modes are too far away to add anything."
     )
     return ok, "" if ok else hint
+
+
+# ---------------------------------------------------------------------------
+# Part I: What is a generative model?
+# ---------------------------------------------------------------------------
+@exercise("generative_models.1")
+def _bits_per_dim(answer: Any) -> tuple[bool, str]:
+    import math
+
+    expected = 100 / (28 * 28 * math.log(2))
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else "Divide the nats by the number of pixels, then convert nats to bits (divide by ln 2)."
+
+
+@exercise("generative_models.2")
+def _best_log_likelihood(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.data import make_toy
+
+    toy = make_toy("gaussian_1d", std=2.0)
+    x = torch.linspace(-30, 30, 200_001)[:, None]
+    log_p = toy.log_prob(x).double()
+    expected = (log_p.exp() * log_p).sum().item() * (60 / 200_000)  # -H by quadrature
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else "No model beats p_data itself; its expected log-likelihood is minus its entropy."

@@ -131,3 +131,12 @@ def test_animation_html_is_a_self_contained_player():
     assert not plt.fignum_exists(fig.number)  # closed, so not shown twice
     with pytest.raises(ValueError, match="at least 1"):
         viz.animation_html(plt.figure(), update, num_frames=0)
+
+
+def test_part1_checkers_accept_the_closed_forms_and_reject_others():
+    import math
+
+    assert exercises.check("generative_models.1", 100 / (784 * math.log(2)))
+    assert not exercises.check("generative_models.1", 100 / 784)  # nats, not bits
+    assert exercises.check("generative_models.2", -0.5 * math.log(2 * math.pi * math.e * 4.0))
+    assert not exercises.check("generative_models.2", 0.5 * math.log(2 * math.pi * math.e * 4.0))
