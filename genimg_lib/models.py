@@ -1,4 +1,4 @@
-"""The book's models: plain `nn.Module`s with their shapes written down.
+"""The book's models: plain ``nn.Module`` classes with their shapes written down.
 
 Chapters: Part II (VAEs), Part III (GANs), Part IV (the domain classifier lives in
 `metrics`). Images are ``(N, 1, 28, 28)``.

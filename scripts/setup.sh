@@ -41,7 +41,7 @@ npm ci --no-audit --no-fund --loglevel=error
 bash scripts/vendor_assets.sh
 
 echo "== building the website (strict: warnings are errors)"
-rm -rf _build/html
+rm -rf _build   # a clean build: Sphinx's caches would hide warnings from earlier runs
 .venv/bin/jupyter-book build . --warningiserror --nitpick --keep-going
 
 echo

@@ -53,3 +53,10 @@ def test_site_assets_come_from_the_site_not_a_cdn():
 def test_licenses_exist():
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     assert "CC BY 4.0" in (ROOT / "LICENSE-CONTENT.md").read_text()
+
+
+def test_api_reference_lists_every_module():
+    api = (ROOT / "book" / "api.md").read_text()
+    modules = sorted(p.stem for p in (ROOT / "genimg_lib").glob("*.py") if not p.stem.startswith("_"))
+    missing = [m for m in modules if f".. automodule:: genimg_lib.{m}\n" not in api]
+    assert not missing, f"book/api.md does not document: {missing}"
