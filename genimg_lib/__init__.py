@@ -8,6 +8,8 @@ One module per idea, each readable in one sitting:
 - `widgets`: ipywidgets that keep working on the static website;
 - `train`: the shared pieces of a training loop (history, progress, NaN guard);
 - `checkpoints`: atomic saves, checksummed loads, the shipped-weights manifest;
+- `models`: the book's models, rebuilt by name from the manifest;
+- `losses`: the objectives (ELBO pieces, GAN losses), formulas in the docstrings;
 - `exercises`: checkers for the exercises at the end of each chapter.
 """
 

@@ -59,3 +59,13 @@ def load_model(name: str, device: str | torch.device = "cpu") -> nn.Module:
     state = load_shipped(name, map_location=device)
     model.load_state_dict(state["model"])
     return model.to(device).eval()
+
+
+# ===========================================================================
+# Part II: VAEs (encoders, decoders, VAE, CVAE)
+# ===========================================================================
+
+
+# ===========================================================================
+# Part III: GANs (MLP G/D for toys, DCGAN, conditional variants)
+# ===========================================================================

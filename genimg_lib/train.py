@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -95,3 +95,61 @@ class History(Mapping):
     def __repr__(self) -> str:
         parts = [f"{k}: {len(v)} points, last {v[-1]:.4g}" for k, v in self._values.items()]
         return "History(" + "; ".join(parts) + ")"
+
+
+# ---------------------------------------------------------------------------
+# The command line: ``python -m genimg_lib.train <subcommand> [options]``.
+# Each part registers its subcommand (``vae``, ``gan``, ``classifier``) in its own
+# section below with `subcommand`; ``main`` only dispatches.
+# ---------------------------------------------------------------------------
+SUBCOMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {}
+
+
+def subcommand(name: str, help: str) -> Callable:
+    """Decorator: register ``fn(argv) -> exit code`` as ``python -m genimg_lib.train name``."""
+
+    def register(fn):
+        if name in SUBCOMMANDS:
+            raise ValueError(f"subcommand {name!r} is registered twice")
+        SUBCOMMANDS[name] = (help, fn)
+        return fn
+
+    return register
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``argv[0]`` to its subcommand; with no argument, list the subcommands."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print("usage: python -m genimg_lib.train <subcommand> [options]\n\nsubcommands:")
+        for name, (text, _) in sorted(SUBCOMMANDS.items()):
+            print(f"  {name:<12} {text}")
+        if not SUBCOMMANDS:
+            print("  (none yet)")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"unknown subcommand {name!r}; choose one of {sorted(SUBCOMMANDS)}", file=sys.stderr)
+        return 2
+    return SUBCOMMANDS[name][1](rest)
+
+
+# ===========================================================================
+# Part II: VAEs (train_vae, the ``vae`` subcommand)
+# ===========================================================================
+
+
+# ===========================================================================
+# Part III: GANs (train_gan, the ``gan`` subcommand)
+# ===========================================================================
+
+
+# ===========================================================================
+# Part IV: the domain classifier (the ``classifier`` subcommand)
+# ===========================================================================
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
