@@ -19,8 +19,232 @@ import torch.nn.functional as F
 # ===========================================================================
 # Part II: VAEs (Gaussian KL, likelihoods, ELBO, IWAE, pPCA)
 # ===========================================================================
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """``(N, ...) -> (N, D)``."""
+    return x.reshape(x.shape[0], -1)
+
+
+def _check_same_shape(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{what}: shapes differ, {tuple(a.shape)} against {tuple(b.shape)}; "
+            "pass tensors of the same shape (same batch size, same image size)"
+        )
+
+
+def log_normal_diag(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    r"""Log-density of a diagonal Gaussian, summed over all but the batch axis.
+
+    .. math:: \log \mathcal N(x;\mu,\operatorname{diag}\sigma^2)
+       = -\tfrac12 \sum_d \Big[\log 2\pi + \log\sigma_d^2 + \frac{(x_d-\mu_d)^2}{\sigma_d^2}\Big]
+
+    Shapes: ``x``, ``mu``, ``logvar`` broadcast to ``(N, ...)``; returns ``(N,)``.
+    Chapter: Deriving the ELBO.
+    """
+    x, mu, logvar = torch.broadcast_tensors(x, mu, logvar)
+    log_p = -0.5 * (math.log(2 * math.pi) + logvar + (x - mu) ** 2 * torch.exp(-logvar))
+    return _flat(log_p).sum(dim=1)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    r"""KL from the diagonal Gaussian posterior to the standard normal prior, per example.
+
+    .. math:: \mathrm{KL}\big(\mathcal N(\mu,\operatorname{diag}\sigma^2)\,\|\,\mathcal N(0,I)\big)
+       = \tfrac12 \sum_{j=1}^{d} \big(\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1\big)
+
+    Shapes: ``mu``, ``logvar`` are ``(N, d)``; returns ``(N,)`` (nats).
+    Chapter: Deriving the ELBO.
+    """
+    _check_same_shape(mu, logvar, "gaussian_kl(mu, logvar)")
+    return 0.5 * _flat(mu.pow(2) + logvar.exp() - logvar - 1).sum(dim=1)
+
+
+def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    r"""Bernoulli log-likelihood of images ``x`` in [0, 1], from the decoder's logits.
+
+    .. math:: \log p(x\mid z) = \sum_i x_i \log \sigma(l_i) + (1-x_i)\log(1-\sigma(l_i))
+
+    computed stably as ``-binary_cross_entropy_with_logits(logits, x)`` summed over
+    pixels. Shapes: ``(N, C, H, W)`` both; returns ``(N,)`` (nats, higher is better).
+    Chapter: Deriving the ELBO.
+    """
+    _check_same_shape(x, logits, "bernoulli_log_likelihood(x, logits)")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"a Bernoulli likelihood needs targets in [0, 1], got [{x.min().item():.3g}, "
+            f"{x.max().item():.3g}]; load the data with value_range=(0, 1)"
+        )
+    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    return -_flat(bce).sum(dim=1)
+
+
+def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor | float = 0.0) -> torch.Tensor:
+    r"""Gaussian log-likelihood of ``x`` under :math:`\mathcal N(\text{mean}, \sigma^2 I)`.
+
+    .. math:: \log p(x\mid z) = -\tfrac12\sum_i\Big[\log 2\pi\sigma^2 + \frac{(x_i-m_i)^2}{\sigma^2}\Big]
+
+    ``logvar`` is a tensor broadcastable to ``x`` or a float (a fixed variance).
+    Returns ``(N,)``. Chapter: Deriving the ELBO.
+    """
+    _check_same_shape(x, mean, "gaussian_log_likelihood(x, mean)")
+    logvar_t = torch.as_tensor(logvar, dtype=x.dtype, device=x.device)
+    return log_normal_diag(x, mean, logvar_t)
+
+
+def elbo(
+    x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0
+) -> torch.Tensor:
+    r"""The evidence lower bound with a Bernoulli decoder, per example.
+
+    .. math:: \mathcal L(x) = \mathbb E_{q(z\mid x)}[\log p(x\mid z)]
+       - \beta\,\mathrm{KL}(q(z\mid x)\,\|\,p(z)) \le \log p(x) \quad(\beta = 1)
+
+    with the expectation estimated by the one sample of ``z`` that produced
+    ``logits``. Returns ``(N,)`` in nats (higher is better); the training loss is
+    ``-elbo(...).mean()``: summed over pixels, averaged over the batch.
+    Chapter: Building a VAE.
+    """
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0 (it weighs the KL term), got {beta}")
+    if x.shape[0] != mu.shape[0]:
+        raise ValueError(f"batch sizes differ: x has {x.shape[0]} rows, mu has {mu.shape[0]}")
+    return bernoulli_log_likelihood(x, logits) - beta * gaussian_kl(mu, logvar)
+
+
+def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    r"""Numerically stable :math:`\log \frac1K \sum_k e^{a_k}` along ``dim``.
+
+    .. math:: \log\tfrac1K\textstyle\sum_k e^{a_k} = m + \log\tfrac1K\sum_k e^{a_k - m},\quad m=\max_k a_k
+    """
+    return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
+
+
+def iwae_bound(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    r"""The importance-weighted bound from log-weights ``log_w`` (K samples along ``dim``).
+
+    .. math:: \mathcal L_K(x) = \mathbb E\Big[\log \tfrac1K\sum_{k=1}^K
+       \frac{p(x, z_k)}{q(z_k\mid x)}\Big],\quad
+       \mathcal L_1 = \text{ELBO} \le \mathcal L_K \le \mathcal L_{K+1} \le \log p(x)
+
+    ``log_w[k] = log p(x, z_k) - log q(z_k | x)``, ``z_k ~ q(z | x)``.
+    Burda et al. (2016). Chapter: Deriving the ELBO.
+    """
+    return log_mean_exp(log_w, dim=dim)
+
+
+def bits_per_dim(nll_nats: float | torch.Tensor, num_dims: int = 784) -> float | torch.Tensor:
+    r"""Convert a negative log-likelihood in nats per image to bits per dimension.
+
+    .. math:: \text{bits/dim} = \frac{\text{NLL}}{D \log 2}
+    """
+    if num_dims <= 0:
+        raise ValueError(f"num_dims must be positive, got {num_dims}")
+    return nll_nats / (num_dims * math.log(2))
+
+
 
 
 # ===========================================================================
 # Part III: GANs (minimax, non-saturating, Wasserstein + gradient penalty, hinge)
 # ===========================================================================
+# All take the discriminator's *logits* (or the critic's scores), never probabilities:
+# log D = -softplus(-l) and log(1 - D) = -softplus(l) are stable where log(sigmoid) is not.
+def d_loss_minimax(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    r"""The discriminator's loss: minus the value of the game.
+
+    .. math:: \mathcal L_D = -\mathbb E_x[\log D(x)] - \mathbb E_z[\log(1 - D(G(z)))]
+       = \mathbb E[\operatorname{softplus}(-l_{real})] + \mathbb E[\operatorname{softplus}(l_{fake})]
+
+    D maximises :math:`V(D, G)`, i.e. minimises this. Goodfellow et al. (2014).
+    Chapter: Deriving the GAN objective.
+    """
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def g_loss_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    r"""The generator's loss in the original minimax game (it saturates).
+
+    .. math:: \mathcal L_G = \mathbb E_z[\log(1 - D(G(z)))] = -\mathbb E[\operatorname{softplus}(l_{fake})],
+       \qquad \frac{\partial \mathcal L_G}{\partial l} = -\sigma(l) \to 0 \text{ as } D(G(z)) \to 0
+
+    Chapter: Deriving the GAN objective.
+    """
+    return -F.softplus(fake_logits).mean()
+
+
+def g_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    r"""The non-saturating generator loss used in practice.
+
+    .. math:: \mathcal L_G = -\mathbb E_z[\log D(G(z))] = \mathbb E[\operatorname{softplus}(-l_{fake})],
+       \qquad \frac{\partial \mathcal L_G}{\partial l} = \sigma(l) - 1 \to -1 \text{ as } D(G(z)) \to 0
+
+    Chapter: Deriving the GAN objective.
+    """
+    return F.softplus(-fake_logits).mean()
+
+
+def d_loss_wasserstein(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    r"""The WGAN critic's loss (the critic maximises the score gap).
+
+    .. math:: \mathcal L_f = \mathbb E_z[f(G(z))] - \mathbb E_x[f(x)]
+
+    Add `gradient_penalty` to keep f near 1-Lipschitz. Arjovsky et al. (2017).
+    Chapter: Making GANs train.
+    """
+    return fake_scores.mean() - real_scores.mean()
+
+
+def g_loss_wasserstein(fake_scores: torch.Tensor) -> torch.Tensor:
+    r"""The WGAN (and hinge) generator's loss.
+
+    .. math:: \mathcal L_G = -\mathbb E_z[f(G(z))]
+    """
+    return -fake_scores.mean()
+
+
+def d_loss_hinge(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    r"""The hinge loss for the discriminator.
+
+    .. math:: \mathcal L_D = \mathbb E_x[\max(0, 1 - f(x))] + \mathbb E_z[\max(0, 1 + f(G(z)))]
+
+    The generator uses `g_loss_wasserstein` (:math:`-\mathbb E f(G(z))`). Lim & Ye (2017).
+    """
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+def gradient_penalty(
+    critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""WGAN-GP's two-sided gradient penalty and the gradient norms it saw.
+
+    .. math:: \hat x = \epsilon x + (1-\epsilon)\tilde x,\ \epsilon\sim U[0,1] \text{ per sample},\qquad
+       \mathrm{GP} = \mathbb E_{\hat x}\big[(\lVert\nabla_{\hat x} f(\hat x)\rVert_2 - 1)^2\big]
+
+    Returns ``(penalty, grad_norms)``; the caller multiplies by :math:`\lambda` (10 in
+    Gulrajani et al., 2017). ``critic`` maps ``(N, ...)`` to ``(N,)`` or ``(N, 1)`` scores;
+    extra inputs (labels) can be bound with a lambda. Chapter: Making GANs train.
+    """
+    _check_same_shape(real, fake.detach(), "gradient_penalty(real, fake)")
+    eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps_device = generator.device if generator is not None else real.device
+    eps = torch.rand(eps_shape, generator=generator, device=eps_device).to(real.device, real.dtype)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    scores = critic(x_hat)
+    (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    grad_norms = _flat(grads).norm(2, dim=1)
+    return ((grad_norms - 1) ** 2).mean(), grad_norms.detach()
+
+
+GAN_LOSSES = {
+    "minimax": (d_loss_minimax, g_loss_saturating),
+    "non_saturating": (d_loss_minimax, g_loss_nonsaturating),
+    "wasserstein": (d_loss_wasserstein, g_loss_wasserstein),
+    "hinge": (d_loss_hinge, g_loss_wasserstein),
+}
+
+
+def gan_losses(name: str):
+    """``(d_loss, g_loss)`` for a loss name: one of ``GAN_LOSSES``'s keys."""
+    if name not in GAN_LOSSES:
+        raise ValueError(f"unknown GAN loss {name!r}; choose one of {sorted(GAN_LOSSES)}")
+    return GAN_LOSSES[name]
