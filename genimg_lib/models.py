@@ -69,3 +69,8 @@ def load_model(name: str, device: str | torch.device = "cpu") -> nn.Module:
 # ===========================================================================
 # Part III: GANs (MLP G/D for toys, DCGAN, conditional variants)
 # ===========================================================================
+
+# --- Part III-a: MLP generator/discriminator for 2-D toys (A GAN you can watch)
+
+
+# --- Part III-b: DCGAN and conditional models (DCGAN step by step, Making GANs train)

@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
 # Part III: GANs (train_gan, the ``gan`` subcommand)
 # ===========================================================================
 
+# --- Part III-a: the toy GAN loop and snapshots (A GAN you can watch)
+
+
+# --- Part III-b: train_gan and the ``gan`` subcommand (DCGAN, WGAN-GP, cGAN)
+
 
 # ===========================================================================
 # Part IV: the domain classifier (the ``classifier`` subcommand)
