@@ -91,3 +91,88 @@ def _best_log_likelihood(answer: Any) -> tuple[bool, str]:
     expected = (log_p.exp() * log_p).sum().item() * (60 / 200_000)  # -H by quadrature
     ok = abs(float(answer) - expected) < 1e-3
     return ok, "" if ok else "No model beats p_data itself; its expected log-likelihood is minus its entropy."
+
+
+# ---------------------------------------------------------------------------
+# Part II: From autoencoders to latent-variable models
+# ---------------------------------------------------------------------------
+def _ppca_1d_example(D: int = 784, w: float = 0.1, sigma2: float = 0.01):
+    """The chapter's exercise model: d = 1, every entry of W equal to ``w``, mu = 0, x = mu."""
+    W = torch.full((D, 1), w, dtype=torch.float64)
+    mu = torch.zeros(D, dtype=torch.float64)
+    return W, mu, sigma2
+
+
+@exercise("vae_autoencoders.1")
+def _ppca_posterior_std(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.losses import ppca_posterior
+
+    W, mu, sigma2 = _ppca_1d_example()
+    _, cov = ppca_posterior(mu[None], W, mu, sigma2)
+    expected = cov[0, 0].sqrt().item()
+    ok = abs(float(answer) - expected) / expected < 1e-3
+    hint = "The posterior variance is sigma^2 / (W^T W + sigma^2); W^T W = D w^2. Take the square root."
+    return ok, "" if ok else hint
+
+
+@exercise("vae_autoencoders.2")
+def _naive_mc_samples_needed(answer: Any) -> tuple[bool, str]:
+    import math
+
+    from genimg_lib.losses import ppca_log_likelihood
+
+    W, mu, sigma2 = _ppca_1d_example()
+    x = mu[None]
+    D = W.shape[0]
+    # E_z[p(x|z)^2] = (4 pi sigma^2)^(-D/2) N(x; mu, W W^T + sigma^2/2 I)
+    log_second_moment = -D / 2 * math.log(4 * math.pi * sigma2) + ppca_log_likelihood(x, W, mu, sigma2 / 2).item()
+    rel_var = math.exp(log_second_moment - 2 * ppca_log_likelihood(x, W, mu, sigma2).item()) - 1
+    expected = rel_var / 0.1**2
+    ok = abs(float(answer) - expected) / expected < 0.01
+    hint = (
+        "The relative variance of one draw is E[p(x|z)^2] / p(x)^2 - 1, and K draws divide it by K; "
+        "you need K = relative variance / 0.1^2. Use p(x|z)^2 = (4 pi sigma^2)^(-D/2) N(x; Wz + mu, sigma^2/2 I)."
+    )
+    return ok, "" if ok else hint
+
+
+# ---------------------------------------------------------------------------
+# Part II: Deriving the ELBO
+# ---------------------------------------------------------------------------
+@exercise("vae_elbo.1")
+def _kl_by_hand(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.losses import gaussian_kl
+
+    expected = gaussian_kl(torch.tensor([[1.0, -0.5]]), torch.tensor([[0.0, -1.0]])).item()
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else "Sum (mu^2 + sigma^2 - log sigma^2 - 1) / 2 over the two coordinates; sigma^2 = exp(logvar)."
+
+
+@exercise("vae_elbo.2")
+def _gap_is_a_kl(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.losses import ppca_elbo, ppca_log_likelihood
+
+    W, mu, sigma2, x, gap = answer
+    W, mu, x = (torch.as_tensor(t, dtype=torch.float64) for t in (W, mu, x))
+    x = x.reshape(1, -1)
+    d = W.shape[1]
+    prior_mean = torch.zeros(1, d, dtype=torch.float64)
+    expected = (ppca_log_likelihood(x, W, mu, sigma2) - ppca_elbo(x, W, mu, sigma2, prior_mean, torch.eye(d, dtype=torch.float64))).item()
+    ok = abs(float(gap) - expected) < 1e-4 * max(1.0, abs(expected))
+    hint = "The gap is KL(q || p(z|x)) with q = N(0, I) and p(z|x) from losses.ppca_posterior (KL in that order)."
+    return ok, "" if ok else hint
+
+
+@exercise("vae_elbo.3")
+def _mse_sigma(answer: Any) -> tuple[bool, str]:
+    import math
+
+    from genimg_lib.losses import gaussian_log_likelihood
+
+    sigma, constant = (float(a) for a in answer)
+    expected_sigma = math.sqrt(0.5)  # SSE / (2 sigma^2) = SSE
+    zeros = torch.zeros(1, 784, dtype=torch.float64)
+    expected_constant = -gaussian_log_likelihood(zeros, zeros, logvar=math.log(0.5)).item()  # -log p at zero error
+    ok = abs(sigma - expected_sigma) < 1e-3 and abs(constant - expected_constant) < 0.1
+    hint = "Match SSE / (2 sigma^2) with SSE; the constant is what -log p(x|z) is when the error is zero."
+    return ok, "" if ok else hint

@@ -142,6 +142,129 @@ def bits_per_dim(nll_nats: float | torch.Tensor, num_dims: int = 784) -> float |
     return nll_nats / (num_dims * math.log(2))
 
 
+# --- Linear-Gaussian VAE = probabilistic PCA (chapter "Deriving the ELBO") -----------------
+# The model: z ~ N(0, I_d), x | z ~ N(W z + mu, sigma2 I_D). Everything about it is Gaussian,
+# so log p(x), the exact posterior p(z | x) and the ELBO of any Gaussian q have closed forms.
+def _check_ppca(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2) -> torch.Tensor:
+    """Validate the pPCA arguments; return ``sigma2`` as a tensor of ``x``'s dtype."""
+    if x.dim() != 2:
+        raise ValueError(f"x must be (N, D) data vectors, got shape {tuple(x.shape)}; flatten images first")
+    if W.dim() != 2 or W.shape[0] != x.shape[1]:
+        raise ValueError(
+            f"W must be (D, d) with D = x.shape[1] = {x.shape[1]}, got shape {tuple(W.shape)}"
+        )
+    if mu.shape != (x.shape[1],):
+        raise ValueError(f"mu must be ({x.shape[1]},), the data mean, got shape {tuple(mu.shape)}")
+    sigma2_t = torch.as_tensor(sigma2, dtype=x.dtype, device=x.device)
+    if sigma2_t.numel() != 1 or not bool(sigma2_t > 0):
+        raise ValueError(f"sigma2 must be one positive number (the noise variance), got {sigma2}")
+    return sigma2_t.reshape(())
+
+
+def ppca_log_likelihood(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float | torch.Tensor) -> torch.Tensor:
+    r"""Exact log-evidence of probabilistic PCA (the linear-Gaussian VAE).
+
+    With :math:`z\sim\mathcal N(0,I_d)` and :math:`x\mid z\sim\mathcal N(Wz+\mu,\sigma^2 I_D)`,
+    the latent integrates out in closed form:
+
+    .. math:: p(x) = \int p(x\mid z)\,p(z)\,dz = \mathcal N(x;\,\mu,\,C),\qquad C = WW^\top + \sigma^2 I_D,
+
+    .. math:: \log p(x) = -\tfrac12\big[D\log 2\pi + \log\det C + (x-\mu)^\top C^{-1}(x-\mu)\big].
+
+    Shapes: ``x`` ``(N, D)``, ``W`` ``(D, d)``, ``mu`` ``(D,)``, ``sigma2`` a positive
+    scalar; returns ``(N,)`` in nats. Computed through a Cholesky factor of :math:`C`;
+    use float64 when you compare it with a bound to many digits.
+    Tipping & Bishop (1999). Chapter: Deriving the ELBO.
+    """
+    s2 = _check_ppca(x, W, mu, sigma2)
+    D = x.shape[1]
+    C = W @ W.T + s2 * torch.eye(D, dtype=x.dtype, device=x.device)
+    L = torch.linalg.cholesky(C)
+    diff = (x - mu).T                                                   # (D, N)
+    sol = torch.linalg.solve_triangular(L, diff, upper=False)           # L^{-1} (x - mu)
+    maha = sol.pow(2).sum(dim=0)                                        # (x-mu)^T C^{-1} (x-mu)
+    logdet = 2 * torch.log(torch.diagonal(L)).sum()
+    return -0.5 * (D * math.log(2 * math.pi) + logdet + maha)
+
+
+def ppca_posterior(
+    x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The exact posterior :math:`p(z\mid x)` of probabilistic PCA: ``(mean, cov)``.
+
+    .. math:: p(z\mid x) = \mathcal N\big(M^{-1}W^\top(x-\mu),\ \sigma^2 M^{-1}\big),
+       \qquad M = W^\top W + \sigma^2 I_d .
+
+    Shapes: ``x`` ``(N, D)``, ``W`` ``(D, d)``, ``mu`` ``(D,)``; returns ``mean`` ``(N, d)``
+    and ``cov`` ``(d, d)`` (the same covariance for every ``x``). With
+    :math:`q(z\mid x)` equal to this posterior, the ELBO equals :math:`\log p(x)`.
+    Tipping & Bishop (1999). Chapter: Deriving the ELBO.
+    """
+    s2 = _check_ppca(x, W, mu, sigma2)
+    d = W.shape[1]
+    M = W.T @ W + s2 * torch.eye(d, dtype=x.dtype, device=x.device)
+    mean = torch.linalg.solve(M, W.T @ (x - mu).T).T                    # (N, d)
+    cov = s2 * torch.linalg.inv(M)
+    return mean, 0.5 * (cov + cov.T)                                    # symmetric to round-off
+
+
+def ppca_log_joint(
+    x: torch.Tensor, z: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float | torch.Tensor
+) -> torch.Tensor:
+    r"""The log-joint :math:`\log p(x, z) = \log\mathcal N(x;\,Wz+\mu,\,\sigma^2 I) + \log\mathcal N(z;\,0, I)`.
+
+    Shapes: ``x`` ``(N, D)``, ``z`` ``(..., N, d)`` (e.g. ``(K, N, d)`` for K samples
+    per data point); returns ``(..., N)``. The importance weight of a sample
+    :math:`z\sim q` is ``ppca_log_joint(x, z, ...) - log q(z)``.
+    Chapter: Deriving the ELBO.
+    """
+    s2 = _check_ppca(x, W, mu, sigma2)
+    if z.dim() < 2 or z.shape[-2:] != (x.shape[0], W.shape[1]):
+        raise ValueError(
+            f"z must be (..., N, d) = (..., {x.shape[0]}, {W.shape[1]}), got shape {tuple(z.shape)}"
+        )
+    D, d = W.shape
+    mean = z @ W.T + mu                                                 # (..., N, D)
+    log_px_z = -0.5 * (D * torch.log(2 * math.pi * s2) + (x - mean).pow(2).sum(-1) / s2)
+    log_pz = -0.5 * (d * math.log(2 * math.pi) + z.pow(2).sum(-1))
+    return log_px_z + log_pz
+
+
+def ppca_elbo(
+    x: torch.Tensor,
+    W: torch.Tensor,
+    mu: torch.Tensor,
+    sigma2: float | torch.Tensor,
+    q_mean: torch.Tensor,
+    q_cov: torch.Tensor,
+) -> torch.Tensor:
+    r"""The ELBO of pPCA for a Gaussian :math:`q(z\mid x)=\mathcal N(m, S)`, in closed form (no sampling).
+
+    .. math:: \mathcal L(x) = \underbrace{\log\mathcal N(x;\,Wm+\mu,\,\sigma^2 I)
+       - \frac{\operatorname{tr}(W S W^\top)}{2\sigma^2}}_{\mathbb E_q[\log p(x\mid z)]}
+       \;-\; \underbrace{\tfrac12\big[\operatorname{tr}S + m^\top m - d - \log\det S\big]}_{\mathrm{KL}(q\,\|\,p(z))}
+
+    It is :math:`\le` `ppca_log_likelihood`, with equality exactly when :math:`q` is
+    `ppca_posterior`. Shapes: ``x`` ``(N, D)``, ``q_mean`` ``(N, d)``, ``q_cov``
+    ``(d, d)`` or ``(N, d, d)`` (symmetric positive definite); returns ``(N,)``.
+    Chapter: Deriving the ELBO.
+    """
+    s2 = _check_ppca(x, W, mu, sigma2)
+    N, D = x.shape
+    d = W.shape[1]
+    if q_mean.shape != (N, d):
+        raise ValueError(f"q_mean must be (N, d) = ({N}, {d}), got shape {tuple(q_mean.shape)}")
+    if q_cov.shape not in ((d, d), (N, d, d)):
+        raise ValueError(f"q_cov must be (d, d) or (N, d, d) with d = {d}, got shape {tuple(q_cov.shape)}")
+    S = q_cov.expand(N, d, d)
+    resid = x - mu - q_mean @ W.T                                       # x - (W m + mu)
+    trace_wsw = torch.einsum("ij,njk,ik->n", W, S, W)                   # tr(W S W^T)
+    expected_log_lik = -0.5 * (D * torch.log(2 * math.pi * s2) + (resid.pow(2).sum(1) + trace_wsw) / s2)
+    trace_s = torch.diagonal(S, dim1=-2, dim2=-1).sum(-1)
+    kl = 0.5 * (trace_s + q_mean.pow(2).sum(1) - d - torch.linalg.slogdet(S)[1])
+    return expected_log_lik - kl
+
+
 
 
 # ===========================================================================
