@@ -59,15 +59,21 @@ class MNISTClassifier(nn.Module):
     max-pool -> ``(N, c2, 3, 3)`` -> linear -> ReLU -> **features** ``(N, num_features)``
     -> linear -> logits ``(N, 10)``.
 
-    ``features(x)`` returns the penultimate layer, ``forward(x)`` the logits. The
-    ``num_features`` attribute tells torchmetrics the feature dimension.
-    Chapter: Measuring generative models.
+    ``features(x)`` returns the penultimate layer divided by the constant
+    ``feature_scale``, chosen after training so that the mean squared feature is 1
+    on the training split (KID's cubic kernel :math:`(a^\top b / d + 1)^3` assumes
+    features of order 1; FID scales with ``feature_scale**2``). ``forward(x)``
+    returns the logits. The ``num_features`` attribute tells torchmetrics the
+    feature dimension. Chapter: Measuring generative models.
     """
 
-    def __init__(self, channels: tuple[int, int] | list[int] = (16, 32), num_features: int = 64) -> None:
+    def __init__(
+        self, channels: tuple[int, int] | list[int] = (16, 32), num_features: int = 64, feature_scale: float = 1.0
+    ) -> None:
         super().__init__()
         c1, c2 = channels
         self.num_features = int(num_features)
+        self.feature_scale = float(feature_scale)
         self.body = nn.Sequential(
             nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # (N, c1, 14, 14)
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (N, c2, 7, 7)
@@ -78,8 +84,8 @@ class MNISTClassifier(nn.Module):
         self.head = nn.Linear(self.num_features, NUM_CLASSES)            # (N, 10)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate layer, ``(N, num_features)``, for images ``(N, 1, 28, 28)`` in [0, 1]."""
-        return self.body(x)
+        """The penultimate layer over ``feature_scale``, ``(N, num_features)``, for images ``(N, 1, 28, 28)`` in [0, 1]."""
+        return self.body(x) / self.feature_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits ``(N, 10)``."""
@@ -135,8 +141,9 @@ def train_classifier(
     .. math:: \mathcal L = \mathrm{CE}(f(x), y) + \lambda\,\frac{1}{K}\sum_{k=1}^{K} -\log \mathrm{softmax}(f(\tilde x))_k ,
 
     so that noise lands away from the digits in feature space. Adam with a cosine
-    learning-rate decay over ``num_steps``. Returns the model (eval mode) and a list
-    of ``{"step", "loss", "acc"}`` rows, one every 100 steps.
+    learning-rate decay over ``num_steps``. At the end ``feature_scale`` is set to the
+    root mean squared feature on the training split. Returns the model (eval mode)
+    and a list of ``{"step", "loss", "acc"}`` rows, one every 100 steps.
     """
     from genimg_lib.data import load_mnist5k
 
@@ -170,7 +177,11 @@ def train_classifier(
             running_loss, running_acc = 0.0, 0.0
             if callback is not None:
                 callback(step, row)
-    return model.eval(), history
+    model.eval()
+    with torch.no_grad():  # unit mean squared feature on the training split (see MNISTClassifier)
+        f = torch.cat([model.body(xb.to(device)) for xb in x.split(500)])
+        model.feature_scale = round(math.sqrt(f.pow(2).mean().item()), 4)
+    return model, history
 
 
 @torch.no_grad()
@@ -231,11 +242,12 @@ def classifier_cli(argv: list[str]) -> int:
         seed=args.seed, channels=tuple(config["channels"]), num_features=config["num_features"],
         device=device, callback=report,
     )
+    config["feature_scale"] = model.feature_scale
     seconds = time.perf_counter() - start
     x_test, y_test = load_mnist5k("test")
     acc = classifier_accuracy(model, x_test, y_test)
     params = count_parameters(model)
-    print(f"test accuracy {100 * acc:.2f} % ({params} parameters, {seconds:.0f} s on {device})")
+    print(f"test accuracy {100 * acc:.2f} % ({params} parameters, feature scale {config['feature_scale']}, {seconds:.0f} s on {device})")
     if args.no_ship:
         return 0
     save_checkpoint({"model": model.state_dict(), "config": config}, args.out)
@@ -243,7 +255,7 @@ def classifier_cli(argv: list[str]) -> int:
     register_shipped(
         CLASSIFIER_NAME, args.out, command, manifest_path=args.out.parent / "MANIFEST.json",
         **{"class": "MNISTClassifier", "config": config, "family": "classifier",
-           "cost": {"seconds": round(seconds, 1), "device": f"cpu ({args.threads} threads, shared machine)", "steps": args.num_steps},
+           "cost": {"seconds": round(seconds, 1), "device": f"cpu ({args.threads} thread{'s' if args.threads > 1 else ''}, shared machine)", "steps": args.num_steps},
            "metrics": {"test_accuracy": round(acc, 4), "parameters": params}},
     )
     print(f"shipped {args.out}")
@@ -762,7 +774,9 @@ def plot_scoreboard(rows: list[dict[str, Any]], title: str | None = None):
     """Three panels: FID (log scale), precision against recall, classes covered. Returns the figure."""
     import matplotlib.pyplot as plt
 
-    colors = {"baseline": "0.6", "vae": "C0", "gan": "C3"}
+    from genimg_lib import viz
+
+    colors = {"baseline": "0.6", "vae": viz.PALETTE[0], "gan": viz.PALETTE[3]}
     names = [r["name"] for r in rows]
     c = [colors.get(r["kind"], "C2") for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 0.9 + 0.35 * max(len(rows), 4)), gridspec_kw={"width_ratios": [1.3, 1, 1]})
