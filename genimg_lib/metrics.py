@@ -779,7 +779,7 @@ def plot_scoreboard(rows: list[dict[str, Any]], title: str | None = None):
     colors = {"baseline": "0.6", "vae": viz.PALETTE[0], "gan": viz.PALETTE[3]}
     names = [r["name"] for r in rows]
     c = [colors.get(r["kind"], "C2") for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.9 + 0.35 * max(len(rows), 4)), gridspec_kw={"width_ratios": [1.3, 1, 1]})
+    fig, axes = plt.subplots(1, 3, figsize=(13, 1.8 + 0.4 * max(len(rows), 4)), gridspec_kw={"width_ratios": [1.3, 1, 1]})
     y = list(range(len(rows)))[::-1]
     axes[0].barh(y, [max(r["fid"], 1e-3) for r in rows], color=c)
     axes[0].set(yticks=y, yticklabels=names, xscale="log", xlabel="domain FID (log scale, lower is better)", title="FID")
@@ -791,10 +791,10 @@ def plot_scoreboard(rows: list[dict[str, Any]], title: str | None = None):
     axes[2].barh(y, [r["classes_covered"] for r in rows], color=c)
     axes[2].set(yticks=y, yticklabels=[], xlim=(0, NUM_CLASSES + 0.5), xlabel="digits covered (of 10)", title="class coverage")
     handles = [plt.Rectangle((0, 0), 1, 1, color=col) for col in colors.values()]
-    axes[2].legend(handles, list(colors), loc="lower right", fontsize=8)
+    fig.legend(handles, ["data baseline", "VAE", "GAN"], loc="lower center", ncol=3, fontsize=9, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
