@@ -309,6 +309,7 @@ class DomainFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, num_features)`` on the CPU for images ``(N, 1, 28, 28)`` in [0, 1] (checked)."""
         x = check_images(x)
         device = next(self.classifier.parameters()).device
         return self.classifier.features(x.to(device)).float().cpu()
@@ -722,7 +723,8 @@ def scoreboard(
     the data baselines first (kind ``"baseline"``, see `data_baselines`), then each
     model (kind = its family), all against the same ``N`` test images, each model
     sampled with the same ``seed``. ``names`` restricts the models; an unknown
-    name is an error. NLL comes from the manifest (`manifest_nll`); parameters are
+    name is an error. A model whose samples are not ``(N, 1, 28, 28)`` (a 2-D toy
+    GAN) is left off with a warning; samples outside [0, 1] are an error. NLL comes from the manifest (`manifest_nll`); parameters are
     counted on the rebuilt model; the training cost is the manifest's ``cost``.
     """
     entries = generative_entries(manifest_path)
@@ -738,13 +740,32 @@ def scoreboard(
             rows.append({**dict.fromkeys(SCOREBOARD_COLUMNS), "name": name, "kind": "baseline", **_pick(scorer.score(x))})
     for name, entry in entries.items():
         model = load_generative(name, manifest_path)
-        scores = score_model(model, N, seed, scorer)
+        x_fake = _sample_or_skip(name, model, N, seed)
+        if x_fake is None:
+            continue
+        scores = scorer.score(x_fake)
         cost = entry.get("cost") or {}
         row = {**dict.fromkeys(SCOREBOARD_COLUMNS), "name": name, "kind": entry["family"], **_pick(scores),
                "parameters": count_parameters(model), "train_seconds": cost.get("seconds"), "train_device": cost.get("device")}
         row.update(manifest_nll(name, manifest_path) or {})
         rows.append(row)
     return rows
+
+
+def _sample_or_skip(name: str, model: nn.Module, N: int, seed: int) -> torch.Tensor | None:
+    """Samples of a shipped model, or None (with a warning) when it does not make MNIST images, e.g. a 2-D toy GAN."""
+    import warnings
+
+    model.eval()
+    with torch.no_grad():
+        params = list(model.parameters())
+        generator = torch.Generator(device=params[0].device if params else "cpu").manual_seed(seed)
+        x = model.sample(N, generator=generator)
+    if tuple(x.shape) != (N, *IMAGE_SHAPE):
+        warnings.warn(f"{name}: sample({N}) has shape {tuple(x.shape)}, not MNIST images {(N, *IMAGE_SHAPE)}; "
+                      "left off the scoreboard", stacklevel=3)
+        return None
+    return check_images(x.detach().float().cpu(), f"{name}.sample({N})")
 
 
 def _pick(scores: dict[str, Any]) -> dict[str, Any]:

@@ -312,6 +312,28 @@ def test_scoreboard_reads_every_generative_model_from_the_manifest(fake_manifest
     plt.close(fig)
 
 
+@register_model
+class _FakeToyGenerator(nn.Module):
+    """Test-only 2-D 'GAN': its samples are points, not images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(2))
+
+    def sample(self, num_samples, generator=None, y=None):
+        return self.loc + torch.randn(num_samples, 2, generator=generator)
+
+
+def test_scoreboard_leaves_off_models_that_do_not_make_images(fake_manifest):
+    path = fake_manifest.parent / "toy.pt"
+    save_checkpoint({"model": _FakeToyGenerator().state_dict(), "config": {}}, path)
+    register_shipped("toy_gan", path, "(test)", manifest_path=fake_manifest,
+                     **{"class": "_FakeToyGenerator", "config": {}, "family": "gan"})
+    with pytest.warns(UserWarning, match=r"toy_gan: sample\(200\) has shape \(200, 2\)"):
+        rows = metrics.scoreboard(N=200, manifest_path=fake_manifest, baselines=False)
+    assert [r["name"] for r in rows] == ["fake_gan", "fake_vae"]
+
+
 def test_scoreboard_with_no_generative_model_and_unknown_names(tmp_path, fake_manifest):
     empty = tmp_path / "empty" / "MANIFEST.json"
     rows = metrics.scoreboard(N=200, manifest_path=empty)
