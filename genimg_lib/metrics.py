@@ -431,6 +431,51 @@ def _kid_compute(metric, seed: int) -> tuple[float, float]:
     return float(mean), float(std)
 
 
+class PrecomputedFeatures(nn.Module):
+    """An identity "extractor" for features computed beforehand, ``(N, num_features)``.
+
+    Handing it to torchmetrics lets `fid_from_features` and `kid_from_features` run
+    the same torchmetrics computation as `fid` and `kid` without a second pass
+    through the classifier, when the same sets are compared many times.
+    """
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = int(num_features)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Return ``features`` (as float) after checking its shape ``(N, num_features)``."""
+        if features.ndim != 2 or features.shape[1] != self.num_features:
+            raise ValueError(
+                f"expected features of shape (N, {self.num_features}), got {tuple(features.shape)}; "
+                "compute them with extract_features(x)"
+            )
+        return features.float()
+
+
+def fid_from_features(f_real: torch.Tensor, f_fake: torch.Tensor) -> float:
+    """`fid` on features ``(N, d)`` already computed (e.g. by `extract_features`), through torchmetrics."""
+    extractor = PrecomputedFeatures(f_real.shape[-1])
+    _check_enough(min(len(f_real), len(f_fake)), 2 * extractor.num_features, "FID")
+    metric = _fid_metric(extractor)
+    metric.update(extractor(f_real), real=True)
+    metric.update(extractor(f_fake), real=False)
+    return float(metric.compute())
+
+
+def kid_from_features(
+    f_real: torch.Tensor, f_fake: torch.Tensor, subset_size: int | None = None, subsets: int = 50, seed: int = 0
+) -> tuple[float, float]:
+    """`kid` on features ``(N, d)`` already computed, through torchmetrics; returns ``(mean, std)``."""
+    extractor = PrecomputedFeatures(f_real.shape[-1])
+    n = min(len(f_real), len(f_fake))
+    _check_enough(n, 2 * extractor.num_features, "KID")
+    metric = _kid_metric(extractor, subset_size or n // 2, subsets)
+    metric.update(extractor(f_real), real=True)
+    metric.update(extractor(f_fake), real=False)
+    return _kid_compute(metric, seed)
+
+
 # ---------------------------------------------------------------------------
 # Improved precision and recall (k-nearest-neighbour manifolds)
 # ---------------------------------------------------------------------------
@@ -495,11 +540,15 @@ def class_coverage(x: torch.Tensor, classifier: nn.Module | None = None, min_sha
         raise ValueError("class_coverage needs at least one image")
     device = next(classifier.parameters()).device
     preds = torch.cat([classifier(xb.to(device)).argmax(1).cpu() for xb in x.split(500)])
+    return _coverage(preds, min_share)
+
+
+def _coverage(preds: torch.Tensor, min_share: float = 0.1) -> dict[str, Any]:
     counts = torch.bincount(preds, minlength=NUM_CLASSES)
     p = counts.double() / counts.sum()
     nz = p > 0
     kl = (p[nz] * (p[nz] * NUM_CLASSES).log()).sum().item()
-    covered = int((counts >= min_share * len(x) / NUM_CLASSES).sum().item())
+    covered = int((counts >= min_share * len(preds) / NUM_CLASSES).sum().item())
     return {"histogram": counts.tolist(), "classes_covered": covered, "kl_uniform": kl}
 
 
@@ -606,12 +655,26 @@ class Scorer:
         self.x_real = check_images(x_real, "x_real")
         self.N = len(self.x_real)
         _check_enough(self.N, min_samples(self.extractor), "Scoring")
-        self.features_real = extract_features(self.x_real, self.extractor)
+        self.features_real, _ = self._features_and_predictions(self.x_real)
         self.radii_real = knn_radii(self.features_real, k)
-        self._fid = _fid_metric(self.extractor, reset_real_features=False)
-        _update(self._fid, self.x_real, True)
-        self._kid = _kid_metric(self.extractor, self.N // 2, kid_subsets, reset_real_features=False)
-        _update(self._kid, self.x_real, True)
+        # torchmetrics keeps the real statistics (reset_real_features=False) and gets the
+        # features computed here, so each image goes through the classifier exactly once
+        identity = PrecomputedFeatures(self.extractor.num_features)
+        self._fid = _fid_metric(identity, reset_real_features=False)
+        self._fid.update(self.features_real, real=True)
+        self._kid = _kid_metric(identity, self.N // 2, kid_subsets, reset_real_features=False)
+        self._kid.update(self.features_real, real=True)
+
+    @torch.no_grad()
+    def _features_and_predictions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        classifier = self.extractor.classifier
+        device = next(classifier.parameters()).device
+        features, preds = [], []
+        for xb in x.split(500):
+            hidden = classifier.body(xb.to(device))  # one pass: features and the class vote
+            features.append((hidden / classifier.feature_scale).float().cpu())
+            preds.append(classifier.head(hidden).argmax(1).cpu())
+        return torch.cat(features), torch.cat(preds)
 
     def score(self, x_fake: torch.Tensor) -> dict[str, Any]:
         """``{"fid", "kid", "kid_std", "precision", "recall", "classes_covered", "kl_uniform", "histogram"}``."""
@@ -621,15 +684,15 @@ class Scorer:
                 f"this Scorer compares sets of N={self.N} images (FID depends on N); got {len(x_fake)}. "
                 f"Sample exactly {self.N} images, or build a Scorer(N={len(x_fake)})"
             )
+        features_fake, preds = self._features_and_predictions(x_fake)
         self._fid.reset()
-        _update(self._fid, x_fake, False)
+        self._fid.update(features_fake, real=False)
         self._kid.reset()
-        _update(self._kid, x_fake, False)
+        self._kid.update(features_fake, real=False)
         kid_mean, kid_std = _kid_compute(self._kid, self.seed)
-        features_fake = extract_features(x_fake, self.extractor)
         precision = manifold_fraction(self.features_real, self.radii_real, features_fake)
         recall = manifold_fraction(features_fake, knn_radii(features_fake, self.k), self.features_real)
-        coverage = class_coverage(x_fake, self.extractor.classifier)
+        coverage = _coverage(preds)
         return {"fid": float(self._fid.compute()), "kid": kid_mean, "kid_std": kid_std,
                 "precision": precision, "recall": recall, **coverage}
 

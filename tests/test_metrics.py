@@ -80,6 +80,26 @@ def test_kid_matches_the_unbiased_mmd_with_a_cubic_kernel():
     assert std == 0.0
 
 
+def test_from_features_and_scorer_agree_with_the_image_versions():
+    x_train, _ = load_mnist5k("train")
+    x_test, _ = load_mnist5k("test")
+    real, fake = x_test[:300], metrics.gaussian_blur(x_train[:300], 1.0)
+    ex = metrics.default_extractor()
+    f_real, f_fake = metrics.extract_features(real, ex), metrics.extract_features(fake, ex)
+    fid_images = metrics.fid(real, fake, ex)
+    kid_images = metrics.kid(real, fake, ex, seed=4)
+    assert metrics.fid_from_features(f_real, f_fake) == pytest.approx(fid_images, rel=1e-4)
+    assert metrics.kid_from_features(f_real, f_fake, seed=4) == pytest.approx(kid_images, rel=1e-4)
+    scores = metrics.Scorer(x_real=real, seed=4).score(fake)
+    assert scores["fid"] == pytest.approx(fid_images, rel=1e-4)
+    assert scores["kid"] == pytest.approx(kid_images[0], rel=1e-4)
+    assert (scores["precision"], scores["recall"]) == pytest.approx(metrics.precision_recall(f_real, f_fake), abs=1e-12)
+    coverage = metrics.class_coverage(fake)
+    assert scores["histogram"] == coverage["histogram"] and scores["kl_uniform"] == pytest.approx(coverage["kl_uniform"])
+    with pytest.raises(ValueError, match=r"shape \(N, 64\)"):
+        metrics.fid_from_features(f_real, f_fake[:, :10])
+
+
 def test_kid_is_reproducible_with_a_seed():
     proj = RandomProjection(8)
     a, b = _images(60, 5), _images(60, 6, shift=0.05)
