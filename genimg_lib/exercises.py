@@ -92,7 +92,6 @@ def _best_log_likelihood(answer: Any) -> tuple[bool, str]:
     ok = abs(float(answer) - expected) < 1e-3
     return ok, "" if ok else "No model beats p_data itself; its expected log-likelihood is minus its entropy."
 
-
 # ---------------------------------------------------------------------------
 # Part II: From autoencoders to latent-variable models
 # ---------------------------------------------------------------------------
@@ -175,4 +174,48 @@ def _mse_sigma(answer: Any) -> tuple[bool, str]:
     expected_constant = -gaussian_log_likelihood(zeros, zeros, logvar=math.log(0.5)).item()  # -log p at zero error
     ok = abs(sigma - expected_sigma) < 1e-3 and abs(constant - expected_constant) < 0.1
     hint = "Match SSE / (2 sigma^2) with SSE; the constant is what -log p(x|z) is when the error is zero."
+    return ok, "" if ok else hint
+
+# ---------------------------------------------------------------------------
+# Part IV: Measuring generative models
+# ---------------------------------------------------------------------------
+@exercise("evaluation.1")
+def _mixture_penalty_bits(answer: Any) -> tuple[bool, str]:
+    import math
+
+    from genimg_lib.losses import bits_per_dim
+
+    expected = float(bits_per_dim(math.log(100)))
+    ok = abs(float(answer) - expected) < 1e-4
+    hint = (
+        "log p_mix(x) >= log(0.01) + log p_good(x), so the NLL grows by at most log 100 nats "
+        "per image; divide by 784 ln 2 to get bits per dimension."
+    )
+    return ok, "" if ok else hint
+
+
+@exercise("evaluation.2")
+def _precision_with_an_outlier(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.metrics import precision_recall
+
+    real = torch.tensor([[0.0], [1.0], [2.0], [3.0], [20.0]])
+    fake = torch.tensor([[0.5], [12.0]])
+    expected, _ = precision_recall(real, fake, k=1)
+    ok = abs(float(answer) - expected) < 1e-9
+    hint = (
+        "Give each real point a ball whose radius is the distance to its nearest other real "
+        "point; the outlier at 20 gets a very large ball. Then count the fakes inside any ball."
+    )
+    return ok, "" if ok else hint
+
+
+@exercise("evaluation.3")
+def _fid_between_test_halves(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.data import load_mnist5k
+    from genimg_lib.metrics import fid
+
+    x, _ = load_mnist5k("test")
+    expected = fid(x[:500], x[500:])
+    ok = abs(float(answer) - expected) < 1e-3 * max(1.0, abs(expected))
+    hint = "Split the 1,000 test images into the first and last 500 and call metrics.fid on them."
     return ok, "" if ok else hint

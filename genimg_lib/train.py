@@ -154,6 +154,18 @@ def main(argv: list[str] | None = None) -> int:
 # ===========================================================================
 # Part IV: the domain classifier (the ``classifier`` subcommand)
 # ===========================================================================
+@subcommand("classifier", "train and ship the MNIST classifier whose features the metrics use (Part IV)")
+def _classifier_command(argv: list[str]) -> int:
+    from genimg_lib.metrics import classifier_cli
+
+    return classifier_cli(argv)
+
+
+@subcommand("score", "score every shipped VAE/GAN (FID, KID, precision, recall, coverage) into the manifest")
+def _score_command(argv: list[str]) -> int:
+    from genimg_lib.metrics import score_cli
+
+    return score_cli(argv)
 
 
 if __name__ == "__main__":
