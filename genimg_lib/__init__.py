@@ -10,6 +10,7 @@ One module per idea, each readable in one sitting:
 - `checkpoints`: atomic saves, checksummed loads, the shipped-weights manifest;
 - `models`: the book's models, rebuilt by name from the manifest;
 - `losses`: the objectives (ELBO pieces, GAN losses), formulas in the docstrings;
+- `gan_lab`: watching a toy GAN train (heat maps, gradient arrows) and measuring mode collapse;
 - `exercises`: checkers for the exercises at the end of each chapter.
 """
 

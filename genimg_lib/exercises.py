@@ -91,3 +91,42 @@ def _best_log_likelihood(answer: Any) -> tuple[bool, str]:
     expected = (log_p.exp() * log_p).sum().item() * (60 / 200_000)  # -H by quadrature
     ok = abs(float(answer) - expected) < 1e-3
     return ok, "" if ok else "No model beats p_data itself; its expected log-likelihood is minus its entropy."
+
+
+# ---------------------------------------------------------------------------
+# Part III: Deriving the GAN objective
+# ---------------------------------------------------------------------------
+@exercise("gan_01_objective.1")
+def _c_of_g_disjoint(answer: Any) -> tuple[bool, str]:
+    import math
+
+    from genimg_lib.losses import d_loss_minimax
+
+    # two far-apart point masses: D* is 1 on the data and 0 on the fakes, so C = V(D*, G)
+    big = torch.tensor([60.0], dtype=torch.float64)
+    expected = -d_loss_minimax(big, -big).item()
+    ok = abs(float(answer) - expected) < 1e-3
+    hint = f"With disjoint supports JSD = log 2 (about {math.log(2):.4f}); then use C = -log 4 + 2 JSD."
+    return ok, "" if ok else hint
+
+
+@exercise("gan_01_objective.2")
+def _d_star_at_zero(answer: Any) -> tuple[bool, str]:
+    x = torch.tensor(0.0)
+    log_p_data = torch.distributions.Normal(0.0, 1.0).log_prob(x)
+    log_p_g = torch.distributions.Normal(2.0, 1.0).log_prob(x)
+    expected = torch.sigmoid(log_p_data - log_p_g).item()
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else "D*'s logit is log p_data(x) - log p_g(x); D* is its sigmoid."
+
+
+@exercise("gan_01_objective.3")
+def _gradients_at_confident_d(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.losses import g_loss_nonsaturating, g_loss_saturating
+
+    sat, ns = (float(a) for a in answer)
+    logit = torch.logit(torch.tensor([0.01], dtype=torch.float64)).requires_grad_(True)
+    (g_sat,) = torch.autograd.grad(g_loss_saturating(logit), logit)
+    (g_ns,) = torch.autograd.grad(g_loss_nonsaturating(logit), logit)
+    ok = abs(sat - g_sat.item()) < 1e-4 and abs(ns - g_ns.item()) < 1e-4
+    return ok, "" if ok else "Differentiate log(1 - sigmoid(l)) and -log sigmoid(l) with respect to l."
