@@ -130,3 +130,39 @@ def _gradients_at_confident_d(answer: Any) -> tuple[bool, str]:
     (g_ns,) = torch.autograd.grad(g_loss_nonsaturating(logit), logit)
     ok = abs(sat - g_sat.item()) < 1e-4 and abs(ns - g_ns.item()) < 1e-4
     return ok, "" if ok else "Differentiate log(1 - sigmoid(l)) and -log sigmoid(l) with respect to l."
+
+
+# ---------------------------------------------------------------------------
+# Part III: A GAN you can watch
+# ---------------------------------------------------------------------------
+def _ring_setup():
+    import math
+
+    angles = 2 * math.pi * torch.arange(8) / 8
+    return 2.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1), 0.05
+
+
+@exercise("gan_02_watch.1")
+def _smeared_generator(answer: Any) -> tuple[bool, str]:
+    import math
+
+    from genimg_lib.gan_lab import ring_mode_coverage
+
+    means, std = _ring_setup()
+    t = (torch.arange(400_000, dtype=torch.float64) + 0.5) / 400_000 * 2 * math.pi
+    circle = 2.0 * torch.stack([torch.cos(t), torch.sin(t)], dim=1)
+    expected = ring_mode_coverage(circle.float(), means, std).hq_fraction
+    ok = abs(float(answer) - expected) < 2e-3
+    hint = "Find the angle on either side of a mode at which the chord to the mode centre is 0.15."
+    return ok, "" if ok else hint
+
+
+@exercise("gan_02_watch.2")
+def _collapsed_generator(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.gan_lab import ring_mode_coverage
+
+    means, std = _ring_setup()
+    cov = ring_mode_coverage(means[:1].repeat(1000, 1), means, std)
+    modes, hq = answer
+    ok = int(modes) == cov.modes_covered and abs(float(hq) - cov.hq_fraction) < 1e-6
+    return ok, "" if ok else "Every sample sits on one mode centre: how many modes get samples, and are they within 3 sigma?"

@@ -16,6 +16,7 @@ and draw it:
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
@@ -211,7 +212,7 @@ def draw_snapshot(
         r = float(np.abs(snapshot.d_map - c).max()) or 1.0
         vmin, vmax, label = c - r, c + r, "f(x)"
     mesh = ax.imshow(snapshot.d_map, origin="lower", extent=(lo, hi, lo, hi), cmap="RdBu",
-                     vmin=vmin, vmax=vmax, alpha=0.55, interpolation="bilinear")
+                     vmin=vmin, vmax=vmax, alpha=0.45, interpolation="bilinear")
     if colorbar:
         ax.figure.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, label=label)
     real = viz._as_numpy(real)
@@ -231,32 +232,56 @@ def draw_snapshot(
     return ax
 
 
-def snapshot_frames(
-    snapshots: list[ToyGANSnapshot], real: torch.Tensor | np.ndarray, size: float = 3.6, title: str = ""
-) -> list[bytes]:
-    """One PNG per snapshot (for `genimg_lib.widgets.frame_scrubber`)."""
-    from genimg_lib.widgets import figure_to_png
+def _as_runs(snapshots) -> dict[str, list[ToyGANSnapshot]]:
+    runs = snapshots if isinstance(snapshots, dict) else {"": list(snapshots)}
+    lengths = {len(v) for v in runs.values()}
+    if not runs or 0 in lengths:
+        raise ValueError("need at least one snapshot; pass snapshot_every to train_toy_gan")
+    if len(lengths) != 1:
+        raise ValueError(f"runs to show side by side need the same number of snapshots, got {sorted(lengths)}")
+    return runs
 
+
+def _draw_frame(axes, runs: dict[str, list[ToyGANSnapshot]], i: int, real) -> None:
+    for ax, (name, snaps) in zip(axes, runs.items()):
+        ax.clear()
+        draw_snapshot(snaps[i], real, ax=ax, title=f"{name + ': ' if name else ''}step {snaps[i].step}")
+
+
+def snapshot_frames(
+    snapshots, real: torch.Tensor | np.ndarray, size: float = 3.6, dpi: int = 72
+) -> list[bytes]:
+    """One PNG per snapshot (for `genimg_lib.widgets.frame_scrubber`).
+
+    ``snapshots`` is a list of `ToyGANSnapshot`, or a dict ``{name: list}`` of runs with
+    the same number of snapshots, drawn side by side in each frame. ``dpi`` is kept low
+    because the frames are stored in the notebook.
+    """
+    runs = _as_runs(snapshots)
     frames = []
-    for snap in snapshots:
-        fig, ax = plt.subplots(figsize=(size, size))
-        draw_snapshot(snap, real, ax=ax, title=f"{title}step {snap.step}")
-        frames.append(figure_to_png(fig))
+    for i in range(len(next(iter(runs.values())))):
+        fig, axes = plt.subplots(1, len(runs), figsize=(size * len(runs), size), squeeze=False, dpi=dpi)
+        _draw_frame(axes[0], runs, i, real)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        plt.close(fig)
+        frames.append(buf.getvalue())
     return frames
 
 
 def animate_snapshots(
-    snapshots: list[ToyGANSnapshot], real: torch.Tensor | np.ndarray, size: float = 4.0, interval: int = 250,
-    title: str = "",
+    snapshots, real: torch.Tensor | np.ndarray, size: float = 4.0, interval: int = 250, dpi: int = 72
 ):
-    """An animation of the snapshots that plays on the website (`genimg_lib.viz.animation_html`)."""
-    if not snapshots:
-        raise ValueError("animate_snapshots needs at least one snapshot; pass snapshot_every to train_toy_gan")
-    fig, ax = plt.subplots(figsize=(size, size))
+    """An animation of the snapshots that plays on the website (`genimg_lib.viz.animation_html`).
 
-    def update(i: int):
-        ax.clear()
-        draw_snapshot(snapshots[i], real, ax=ax, title=f"{title}step {snapshots[i].step}")
-
-    update(0)
-    return viz.animation_html(fig, update, len(snapshots), interval=interval)
+    ``snapshots`` is a list of `ToyGANSnapshot`, or a dict ``{name: list}`` of runs drawn
+    side by side. Frames are embedded as JPEG at ``dpi`` to keep the notebook small.
+    """
+    runs = _as_runs(snapshots)
+    fig, axes = plt.subplots(1, len(runs), figsize=(size * len(runs), size), squeeze=False, dpi=dpi)
+    _draw_frame(axes[0], runs, 0, real)
+    fig.tight_layout()
+    with plt.rc_context({"animation.frame_format": "jpeg", "savefig.dpi": dpi}):
+        return viz.animation_html(fig, lambda i: _draw_frame(axes[0], runs, i, real),
+                                  len(next(iter(runs.values()))), interval=interval)

@@ -175,3 +175,7 @@ def test_drawing_helpers_run():
     assert len(frames) == 2 and frames[0][:4] == b"\x89PNG"
     html = gan_lab.animate_snapshots([snap], real, size=2)
     assert "<script" in html.data
+    two = gan_lab.snapshot_frames({"a": [snap], "b": [snap]}, real, size=2)
+    assert len(two) == 1
+    with pytest.raises(ValueError, match="same number of snapshots"):
+        gan_lab.animate_snapshots({"a": [snap], "b": [snap, snap]}, real)
