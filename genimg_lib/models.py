@@ -101,6 +101,7 @@ class MLPGenerator(nn.Module):
         self.net = _mlp(latent_dim, hidden_dim, num_layers, data_dim, slope=0.0)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Map latent codes ``(N, latent_dim)`` to points ``(N, data_dim)``."""
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(
                 f"MLPGenerator expects z of shape (N, {self.latent_dim}), got {tuple(z.shape)}; "
@@ -132,6 +133,7 @@ class MLPDiscriminator(nn.Module):
         self.net = _mlp(data_dim, hidden_dim, num_layers, 1, slope=0.2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logit (or critic score) of each point: ``(N, data_dim) -> (N,)``."""
         if x.ndim != 2 or x.shape[1] != self.data_dim:
             raise ValueError(
                 f"MLPDiscriminator expects points of shape (N, {self.data_dim}), got {tuple(x.shape)}"
