@@ -159,8 +159,9 @@ def ring_mode_coverage(
     A sample is *high quality* when it lies within ``num_std`` standard deviations of
     its nearest mode mean, :math:`\min_k \lVert x - m_k\rVert \le 3\sigma`. A mode is
     *covered* when at least ``min_fraction`` of all samples are high-quality samples
-    assigned to it. These are the numbers of Metz et al. (2017) and Srivastava et al.
-    (2017) for the ring of 8 Gaussians; a model that equals the data scores
+    assigned to it. These are the two numbers that Srivastava et al. (2017, VEEGAN)
+    report for the ring of 8 Gaussians (papers differ on the threshold for a covered
+    mode; here it is ``min_fraction``). A model that equals the data scores
     ``K/K`` modes and an HQ fraction of :math:`1 - e^{-9/2} \approx 0.989` in 2-D.
 
     Shapes: ``samples`` ``(N, d)``, ``means`` ``(K, d)``. Chapter: A GAN you can watch.
