@@ -11,6 +11,7 @@ One module per idea, each readable in one sitting:
 - `models`: the book's models, rebuilt by name from the manifest;
 - `losses`: the objectives (ELBO pieces, GAN losses), formulas in the docstrings;
 - `metrics`: FID, KID, precision/recall and coverage on a domain classifier's features;
+- `gan_lab`: watching a toy GAN train (heat maps, gradient arrows) and measuring mode collapse;
 - `exercises`: checkers for the exercises at the end of each chapter.
 """
 

@@ -219,3 +219,77 @@ def _fid_between_test_halves(answer: Any) -> tuple[bool, str]:
     ok = abs(float(answer) - expected) < 1e-3 * max(1.0, abs(expected))
     hint = "Split the 1,000 test images into the first and last 500 and call metrics.fid on them."
     return ok, "" if ok else hint
+
+# ---------------------------------------------------------------------------
+# Part III: Deriving the GAN objective
+# ---------------------------------------------------------------------------
+@exercise("gan_01_objective.1")
+def _c_of_g_disjoint(answer: Any) -> tuple[bool, str]:
+    import math
+
+    from genimg_lib.losses import d_loss_minimax
+
+    # two far-apart point masses: D* is 1 on the data and 0 on the fakes, so C = V(D*, G)
+    big = torch.tensor([60.0], dtype=torch.float64)
+    expected = -d_loss_minimax(big, -big).item()
+    ok = abs(float(answer) - expected) < 1e-3
+    hint = f"With disjoint supports JSD = log 2 (about {math.log(2):.4f}); then use C = -log 4 + 2 JSD."
+    return ok, "" if ok else hint
+
+
+@exercise("gan_01_objective.2")
+def _d_star_at_zero(answer: Any) -> tuple[bool, str]:
+    x = torch.tensor(0.0)
+    log_p_data = torch.distributions.Normal(0.0, 1.0).log_prob(x)
+    log_p_g = torch.distributions.Normal(2.0, 1.0).log_prob(x)
+    expected = torch.sigmoid(log_p_data - log_p_g).item()
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else "D*'s logit is log p_data(x) - log p_g(x); D* is its sigmoid."
+
+
+@exercise("gan_01_objective.3")
+def _gradients_at_confident_d(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.losses import g_loss_nonsaturating, g_loss_saturating
+
+    sat, ns = (float(a) for a in answer)
+    logit = torch.logit(torch.tensor([0.01], dtype=torch.float64)).requires_grad_(True)
+    (g_sat,) = torch.autograd.grad(g_loss_saturating(logit), logit)
+    (g_ns,) = torch.autograd.grad(g_loss_nonsaturating(logit), logit)
+    ok = abs(sat - g_sat.item()) < 1e-4 and abs(ns - g_ns.item()) < 1e-4
+    return ok, "" if ok else "Differentiate log(1 - sigmoid(l)) and -log sigmoid(l) with respect to l."
+
+
+# ---------------------------------------------------------------------------
+# Part III: A GAN you can watch
+# ---------------------------------------------------------------------------
+def _ring_setup():
+    import math
+
+    angles = 2 * math.pi * torch.arange(8) / 8
+    return 2.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1), 0.05
+
+
+@exercise("gan_02_watch.1")
+def _smeared_generator(answer: Any) -> tuple[bool, str]:
+    import math
+
+    from genimg_lib.gan_lab import ring_mode_coverage
+
+    means, std = _ring_setup()
+    t = (torch.arange(400_000, dtype=torch.float64) + 0.5) / 400_000 * 2 * math.pi
+    circle = 2.0 * torch.stack([torch.cos(t), torch.sin(t)], dim=1)
+    expected = ring_mode_coverage(circle.float(), means, std).hq_fraction
+    ok = abs(float(answer) - expected) < 2e-3
+    hint = "Find the angle on either side of a mode at which the chord to the mode centre is 0.15."
+    return ok, "" if ok else hint
+
+
+@exercise("gan_02_watch.2")
+def _collapsed_generator(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.gan_lab import ring_mode_coverage
+
+    means, std = _ring_setup()
+    cov = ring_mode_coverage(means[:1].repeat(1000, 1), means, std)
+    modes, hq = answer
+    ok = int(modes) == cov.modes_covered and abs(float(hq) - cov.hq_fraction) < 1e-6
+    return ok, "" if ok else "Every sample sits on one mode centre: how many modes get samples, and are they within 3 sigma?"

@@ -71,6 +71,76 @@ def load_model(name: str, device: str | torch.device = "cpu") -> nn.Module:
 # ===========================================================================
 
 # --- Part III-a: MLP generator/discriminator for 2-D toys (A GAN you can watch)
+def _mlp(in_dim: int, hidden_dim: int, num_layers: int, out_dim: int, slope: float) -> nn.Sequential:
+    """``num_layers`` linear layers, ``hidden_dim`` wide, with (leaky) ReLU between them."""
+    if num_layers < 2:
+        raise ValueError(f"num_layers must be at least 2 (one hidden layer), got {num_layers}")
+    if hidden_dim < 1:
+        raise ValueError(f"hidden_dim must be a positive integer, got {hidden_dim}")
+    act = nn.LeakyReLU(slope) if slope > 0 else nn.ReLU()
+    layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim), act]
+    for _ in range(num_layers - 2):
+        layers += [nn.Linear(hidden_dim, hidden_dim), act]
+    layers.append(nn.Linear(hidden_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class MLPGenerator(nn.Module):
+    r"""A generator for 2-D toy data: :math:`x = G(z)`, :math:`z \sim \mathcal N(0, I_{d_z})`.
+
+    A plain MLP with ReLU activations and a linear output layer (the toys are not
+    bounded, so no tanh). Shapes: ``z`` is ``(N, latent_dim)``; returns ``(N, data_dim)``.
+
+    Unlike the image models, `sample` returns *points*, ``(N, data_dim)``, not images:
+    this model is only for the toys of "A GAN you can watch".
+    """
+
+    def __init__(self, latent_dim: int = 2, hidden_dim: int = 128, num_layers: int = 3, data_dim: int = 2) -> None:
+        super().__init__()
+        self.latent_dim, self.data_dim = latent_dim, data_dim
+        self.net = _mlp(latent_dim, hidden_dim, num_layers, data_dim, slope=0.0)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Map latent codes ``(N, latent_dim)`` to points ``(N, data_dim)``."""
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"MLPGenerator expects z of shape (N, {self.latent_dim}), got {tuple(z.shape)}; "
+                f"draw it with torch.randn(N, {self.latent_dim}) or use G.sample(N)"
+            )
+        return self.net(z)
+
+    def sample(self, num_samples: int, generator: torch.Generator | None = None, y: None = None) -> torch.Tensor:
+        """Draw ``num_samples`` points ``(N, data_dim)`` (``y`` is unused: unconditional)."""
+        device = next(self.parameters()).device
+        z = torch.randn(num_samples, self.latent_dim, generator=generator,
+                        device=generator.device if generator is not None else device)
+        with torch.no_grad():
+            return self(z.to(device))
+
+
+class MLPDiscriminator(nn.Module):
+    r"""A discriminator (or WGAN critic) for 2-D toy data: one *logit* per point.
+
+    :math:`D(x) = \sigma(\ell(x))`, where :math:`\ell` is this network's output: the
+    losses in `genimg_lib.losses` take the logit :math:`\ell`, never the probability.
+    Used as a WGAN critic, the same output is the score :math:`f(x)`.
+    A plain MLP with LeakyReLU(0.2). Shapes: ``x`` is ``(N, data_dim)``; returns ``(N,)``.
+    """
+
+    def __init__(self, data_dim: int = 2, hidden_dim: int = 128, num_layers: int = 3) -> None:
+        super().__init__()
+        self.data_dim = data_dim
+        self.net = _mlp(data_dim, hidden_dim, num_layers, 1, slope=0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logit (or critic score) of each point: ``(N, data_dim) -> (N,)``."""
+        if x.ndim != 2 or x.shape[1] != self.data_dim:
+            raise ValueError(
+                f"MLPDiscriminator expects points of shape (N, {self.data_dim}), got {tuple(x.shape)}"
+            )
+        return self.net(x).squeeze(1)
+
+
 
 
 # --- Part III-b: DCGAN and conditional models (DCGAN step by step, Making GANs train)

@@ -146,6 +146,112 @@ def main(argv: list[str] | None = None) -> int:
 # ===========================================================================
 
 # --- Part III-a: the toy GAN loop and snapshots (A GAN you can watch)
+def train_toy_gan(
+    G: torch.nn.Module,
+    D: torch.nn.Module,
+    toy,
+    num_steps: int,
+    loss: str = "non_saturating",
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    lr_d: float | None = None,
+    betas: tuple[float, float] = (0.5, 0.999),
+    n_critic: int = 1,
+    gp_weight: float = 10.0,
+    snapshot_every: int | None = None,
+    num_fixed: int = 512,
+    limits: tuple[float, float] = (-3.0, 3.0),
+    resolution: int = 60,
+    callback: Callable | None = None,
+    seed: int = 0,
+    show_progress: bool = False,
+):
+    r"""Train a GAN on a 2-D toy distribution, recording snapshots to draw.
+
+    Each step is the game of Goodfellow et al. (2014), written out:
+
+    1. ``n_critic`` times, update D on a fresh real batch and a fake batch:
+       minimise the discriminator loss (for ``wasserstein_gp``, plus
+       :math:`\lambda\,\mathbb E(\lVert\nabla f(\hat x)\rVert - 1)^2`, ``gp_weight`` = :math:`\lambda`);
+    2. update G once on a fresh fake batch: minimise the generator loss.
+
+    ``loss`` is one of ``genimg_lib.gan_lab.TOY_GAN_LOSSES``: ``"minimax"`` (saturating
+    G loss), ``"non_saturating"``, ``"hinge"`` or ``"wasserstein_gp"``. Both players use
+    Adam with ``betas``; D's learning rate is ``lr_d`` (default ``lr``).
+
+    Every ``snapshot_every`` steps (and at step 0 and at the end) a
+    `genimg_lib.gan_lab.ToyGANSnapshot` is taken on ``num_fixed`` fixed latent codes and
+    passed to ``callback(snapshot)`` if given. Real batches are ``toy.sample(batch_size,
+    seed=...)`` with seeds derived from ``seed``; z comes from a generator seeded with
+    ``seed``. Initialise G and D under a fixed seed for a reproducible run.
+
+    Returns ``(history, snapshots)``: a `History` with ``loss_D``, ``loss_G`` (and
+    ``grad_norm`` for ``wasserstein_gp``) per step, and the list of snapshots.
+    Chapter: A GAN you can watch.
+    """
+    from genimg_lib.gan_lab import check_toy_loss, generator_loss_fn, take_snapshot
+    from genimg_lib.losses import d_loss_wasserstein, gan_losses, gradient_penalty
+
+    check_toy_loss(loss)
+    if not isinstance(n_critic, int) or n_critic < 1:
+        raise ValueError(f"n_critic must be an integer >= 1 (D updates per G update), got {n_critic!r}")
+    if not isinstance(num_steps, int) or num_steps < 0:
+        raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
+    if snapshot_every is not None and snapshot_every < 1:
+        raise ValueError(f"snapshot_every must be >= 1 or None, got {snapshot_every!r}")
+    d_loss_fn = d_loss_wasserstein if loss == "wasserstein_gp" else gan_losses(loss)[0]
+    g_loss_fn = generator_loss_fn(loss)
+    device = next(G.parameters()).device
+    latent_dim = G.latent_dim
+    gen = torch.Generator().manual_seed(seed)
+    z_fixed = torch.randn(num_fixed, latent_dim, generator=gen).to(device)
+    opt_G = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
+    opt_D = torch.optim.Adam(D.parameters(), lr=lr if lr_d is None else lr_d, betas=betas)
+    history, snapshots = History(), []
+
+    def snap(step: int, losses: dict) -> None:
+        G.eval(), D.eval()
+        s = take_snapshot(step, G, D, z_fixed, loss, limits, resolution, losses)
+        G.train(), D.train()
+        snapshots.append(s)
+        if callback is not None:
+            callback(s)
+
+    if snapshot_every is not None:
+        snap(0, {})
+    batch_seed = seed * 1_000_003
+    steps = progress(num_steps, desc=f"toy GAN ({loss})") if show_progress else range(num_steps)
+    for step in steps:
+        # (1) update D: maximise log D(x) + log(1 - D(G(z))) (or the critic's score gap)
+        for _ in range(n_critic):
+            batch_seed += 1
+            x = toy.sample(batch_size, seed=batch_seed).to(device)
+            z = torch.randn(batch_size, latent_dim, generator=gen).to(device)
+            with torch.no_grad():
+                fake = G(z)
+            loss_D = d_loss_fn(D(x), D(fake))
+            if loss == "wasserstein_gp":
+                penalty, grad_norms = gradient_penalty(D, x, fake, generator=gen)
+                loss_D = loss_D + gp_weight * penalty
+            opt_D.zero_grad(set_to_none=True)
+            loss_D.backward()
+            opt_D.step()
+        # (2) update G: make D call the fakes real
+        z = torch.randn(batch_size, latent_dim, generator=gen).to(device)
+        loss_G = g_loss_fn(D(G(z)))
+        opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        opt_G.step()
+        check_finite(step, loss_D=loss_D, loss_G=loss_G)
+        history.log(step + 1, loss_D=loss_D, loss_G=loss_G)
+        if loss == "wasserstein_gp":
+            history.log(step + 1, grad_norm=grad_norms.mean())
+        done = step + 1
+        if snapshot_every is not None and (done % snapshot_every == 0 or done == num_steps):
+            snap(done, {"loss_D": loss_D.item(), "loss_G": loss_G.item()})
+    return history, snapshots
+
+
 
 
 # --- Part III-b: train_gan and the ``gan`` subcommand (DCGAN, WGAN-GP, cGAN)
