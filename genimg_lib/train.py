@@ -194,7 +194,8 @@ def train_gan(
     in [-1, 1] (checked on the first batch) and labels ``y`` of shape ``(N,)`` (used
     when ``conditional``). ``G(z[, y])`` maps ``(N, G.z_dim)`` noise to images;
     ``D(x[, y])`` returns ``(N,)`` logits or scores. Noise (and the fake labels of a
-    conditional GAN, drawn uniformly) come from ``generator``.
+    conditional GAN, drawn uniformly) come from ``generator``; a conditional WGAN-GP
+    gives its critic's fakes the real batch's labels, so that each interpolate has one label.
 
     Logged once per generator step: ``loss_D``, ``loss_G``, ``D_real`` and
     ``D_fake`` (mean :math:`D(x)` and :math:`D(G(z))` on the last D step: probabilities
@@ -248,6 +249,8 @@ def train_gan(
                 check_tanh_range(x)
                 checked = True
             z, y_fake = noise_and_labels(len(x))
+            if conditional and loss == "wasserstein_gp":
+                y_fake = y_real  # interpolate real and fake of the same class: one label per pair
             with torch.no_grad():
                 fake = G(z, *cond(y_fake))
             real_out = D(x, *cond(y_real))
