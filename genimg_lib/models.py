@@ -122,7 +122,7 @@ class DCGANGenerator(nn.Module):
 
     With ``z_dim=64, width=32`` (half of DCGAN's 64) it has 237,313 parameters.
     A conditional generator (Mirza & Osindero, 2014) concatenates the label's
-    one-hot vector to ``z``. Chapters: DCGAN step by step; Making GANs train.
+    one-hot vector to ``z`` (``k * 2w * 49`` more weights in ``fc``). Chapters: DCGAN step by step; Making GANs train.
     """
 
     def __init__(self, z_dim: int = 64, width: int = 32, num_classes: int = 0) -> None:
@@ -172,17 +172,25 @@ class DCGANDiscriminator(nn.Module):
 
     Shapes (``w = width``)::
 
-        x (N, 1, 28, 28)  [+ one-hot label planes (N, k, 28, 28)]
-        Conv2d(1 + k, w, 4, 2, 1)   -> (N, w, 14, 14), LeakyReLU(0.2)
-        Conv2d(w, 2w, 4, 2, 1)      -> (N, 2w, 7, 7),  LeakyReLU(0.2)
+        x (N, 1, 28, 28)
+        Conv2d(1, w, 4, 2, 1)       -> (N, w, 14, 14), LeakyReLU(0.2)
+        Conv2d(w, 2w, 4, 2, 1)      -> (N, 2w, 7, 7),  LeakyReLU(0.2), flatten: h (N, 2w*7*7)
         Linear(2w*7*7, 1)           -> (N,)
 
     With ``width=32`` it has 36,513 parameters. There is no batch normalization: the
     gradient penalty of WGAN-GP is per sample, which batch statistics would break.
     ``spectral_norm=True`` divides every weight by its largest singular value,
     estimated by one power-iteration step per forward pass (Miyato et al., 2018).
-    A conditional critic (``num_classes > 0``) sees the label as ``k`` constant
-    image planes concatenated to the input (Mirza & Osindero, 2014).
+
+    A conditional discriminator (``num_classes = k > 0``) uses the *projection* of
+    Miyato & Koyama (2018): a learned embedding :math:`e_y` of the label is compared
+    with the image features,
+
+    .. math:: l(x, y) = w^\top h(x) + b + e_y^\top h(x),
+
+    which adds ``k * 2w * 49`` parameters. (Concatenating one-hot label planes to the
+    input, the original cGAN recipe, left the label unused after 1,500 steps in our runs.)
+    Chapters: DCGAN step by step; Making GANs train.
     """
 
     def __init__(self, width: int = 32, num_classes: int = 0, spectral_norm: bool = False) -> None:
@@ -191,22 +199,29 @@ class DCGANDiscriminator(nn.Module):
             raise ValueError(f"need width >= 1 and num_classes >= 0, got {width}, {num_classes}")
         self.width, self.num_classes = width, num_classes
         self.features = nn.Sequential(
-            _sn(nn.Conv2d(1 + num_classes, width, 4, 2, 1), spectral_norm),  # 28 -> 14
+            _sn(nn.Conv2d(1, width, 4, 2, 1), spectral_norm),  # 28 -> 14
             nn.LeakyReLU(0.2),
             _sn(nn.Conv2d(width, 2 * width, 4, 2, 1), spectral_norm),  # 14 -> 7
             nn.LeakyReLU(0.2),
         )
         self.head = _sn(nn.Linear(2 * width * 7 * 7, 1), spectral_norm)
+        if num_classes:
+            self.embed = nn.Embedding(num_classes, 2 * width * 7 * 7)  # e_y, one row per class
+            bound = (2 * width * 7 * 7) ** -0.5  # the same scale as the head's weights
+            nn.init.uniform_(self.embed.weight, -bound, bound)
+            self.embed = _sn(self.embed, spectral_norm)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
             raise ValueError(f"the discriminator expects images of shape (N, 1, 28, 28), got {tuple(x.shape)}")
-        if self.num_classes:
-            planes = _one_hot(y, self.num_classes, len(x), x)[:, :, None, None].expand(-1, -1, 28, 28)
-            x = torch.cat([x, planes], dim=1)
-        elif y is not None:
+        if not self.num_classes and y is not None:
             raise ValueError("this discriminator is unconditional (num_classes=0) but labels y were given")
-        return self.head(self.features(x).flatten(1)).squeeze(1)
+        h = self.features(x).flatten(1)  # (N, 2w*7*7)
+        out = self.head(h).squeeze(1)  # (N,)
+        if self.num_classes:
+            _one_hot(y, self.num_classes, len(x), x)  # validates y
+            out = out + (self.embed(y.long()) * h).sum(dim=1)  # projection e_y^T h(x)
+        return out
 
 
 @register_model

@@ -293,9 +293,9 @@ GAN_CONFIGS: dict[str, dict] = {
     # Gulrajani et al. (2017): lambda = 10, n_critic = 5, Adam(1e-4, betas=(0.5, 0.9)).
     "wgan_gp": dict(model=dict(z_dim=64, width=32), loss="wasserstein_gp", n_critic=5, lr_G=1e-4, lr_D=1e-4,
                     betas=(0.5, 0.9), steps=1000, batch_size=64, conditional=False),
-    # Mirza & Osindero (2014): the label goes into both G and D.
+    # Mirza & Osindero (2014): the label goes into both G (concatenated to z) and D (projection).
     "cgan": dict(model=dict(z_dim=64, width=32, num_classes=10), loss="non_saturating", n_critic=1, lr_G=2e-4,
-                 lr_D=2e-4, betas=(0.5, 0.999), steps=1500, batch_size=128, conditional=True),
+                 lr_D=2e-4, betas=(0.5, 0.999), steps=2000, batch_size=128, conditional=True),
 }
 
 

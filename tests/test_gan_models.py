@@ -37,7 +37,7 @@ def test_conditional_adds_exactly_the_label_weights():
     g0, g1 = DCGANGenerator(num_classes=0), DCGANGenerator(num_classes=10)
     d0, d1 = DCGANDiscriminator(num_classes=0), DCGANDiscriminator(num_classes=10)
     assert count_parameters(g1) - count_parameters(g0) == 10 * 2 * 32 * 49  # one-hot columns of fc
-    assert count_parameters(d1) - count_parameters(d0) == 10 * 32 * 16  # label planes into conv1
+    assert count_parameters(d1) - count_parameters(d0) == 10 * 2 * 32 * 49  # projection embedding e_y
 
 
 # --- shapes and ranges -------------------------------------------------------
@@ -61,6 +61,14 @@ def test_sample_maps_tanh_output_to_unit_range():
     s = model.sample(4, generator=g)
     z = torch.randn(4, 8, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(s, (model.G(z) + 1) / 2)
+
+
+def test_projection_discriminator_is_head_plus_embedding_dot_features():
+    D = DCGANDiscriminator(width=4, num_classes=10)
+    x, y = torch.rand(5, 1, 28, 28) * 2 - 1, torch.tensor([0, 3, 3, 9, 1])
+    h = D.features(x).flatten(1)
+    expected = D.head(h).squeeze(1) + torch.stack([D.embed.weight[c] @ h[i] for i, c in enumerate(y.tolist())])
+    torch.testing.assert_close(D(x, y), expected)
 
 
 def test_conditional_sample_uses_the_given_labels():
