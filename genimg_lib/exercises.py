@@ -293,3 +293,42 @@ def _collapsed_generator(answer: Any) -> tuple[bool, str]:
     modes, hq = answer
     ok = int(modes) == cov.modes_covered and abs(float(hq) - cov.hq_fraction) < 1e-6
     return ok, "" if ok else "Every sample sits on one mode centre: how many modes get samples, and are they within 3 sigma?"
+
+# ---------------------------------------------------------------------------
+# Part III-b: DCGAN step by step; Making GANs train
+# ---------------------------------------------------------------------------
+@exercise("gan_03_dcgan.1")
+def _full_width_discriminator(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.models import DCGANDiscriminator, count_parameters
+
+    expected = count_parameters(DCGANDiscriminator(width=64))
+    ok = int(answer) == expected
+    return ok, "" if ok else "Add the three layers: conv 1->64, conv 64->128 (4x4 kernels, with biases), linear 128*7*7->1."
+
+
+@exercise("gan_03_dcgan.2")
+def _nonsaturating_at_point_one(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.losses import g_loss_nonsaturating
+
+    logit = torch.logit(torch.tensor([0.1], dtype=torch.float64))
+    expected = g_loss_nonsaturating(logit).item()
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else "The loss is -log D(G(z)); with D = 0.1 on every fake it is -log 0.1."
+
+
+@exercise("gan_04_making_gans_train.1")
+def _w1_two_gaussians(answer: Any) -> tuple[bool, str]:
+    # W1 in 1-D is the integral over u of |F^-1(u) - G^-1(u)|, done here by quadrature.
+    u = (torch.arange(200_000, dtype=torch.float64) + 0.5) / 200_000
+    p, q = torch.distributions.Normal(0.0, 1.0), torch.distributions.Normal(3.0, 1.0)
+    expected = (p.icdf(u) - q.icdf(u)).abs().mean().item()
+    ok = abs(float(answer) - expected) < 1e-2
+    return ok, "" if ok else "Shifting a distribution by m moves every quantile by m; the optimal plan moves each point by m."
+
+
+@exercise("gan_04_making_gans_train.2")
+def _spectral_norm_2x2(answer: Any) -> tuple[bool, str]:
+    w = torch.tensor([[3.0, 0.0], [4.0, 5.0]], dtype=torch.float64)
+    expected = torch.linalg.matrix_norm(w, ord=2).item()
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else "sigma(W) is the square root of the largest eigenvalue of W^T W."

@@ -255,6 +255,270 @@ def train_toy_gan(
 
 
 # --- Part III-b: train_gan and the ``gan`` subcommand (DCGAN, WGAN-GP, cGAN)
+# Chapters: DCGAN step by step (gan_03_dcgan), Making GANs train (gan_04_making_gans_train).
+GAN_TRAIN_LOSSES = ("minimax", "non_saturating", "wasserstein_gp", "hinge")
+
+
+def _grad_norm(parameters) -> float:
+    """The l2 norm of all the gradients of ``parameters`` taken together."""
+    sq = [p.grad.detach().pow(2).sum() for p in parameters if p.grad is not None]
+    return torch.stack(sq).sum().sqrt().item() if sq else 0.0
+
+
+def train_gan(
+    G: torch.nn.Module,
+    D: torch.nn.Module,
+    batches: Iterator,
+    num_steps: int,
+    loss: str = "non_saturating",
+    n_critic: int = 1,
+    lr_G: float = 2e-4,
+    lr_D: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    gp_weight: float = 10.0,
+    conditional: bool = False,
+    callback: Callable[[int, History], None] | None = None,
+    generator: torch.Generator | None = None,
+    desc: str = "GAN",
+) -> History:
+    r"""Train a GAN for ``num_steps`` generator steps; returns the `History`.
+
+    Each step is (1) ``n_critic`` updates of D on fresh real batches, then (2) one
+    update of G:
+
+    .. math::
+       \text{(1)}\ \min_D \mathcal L_D(D(x), D(G(z))) \;[+\ \lambda\,\mathrm{GP}],\qquad
+       \text{(2)}\ \min_G \mathcal L_G(D(G(z)))
+
+    with the losses of `genimg_lib.losses` chosen by ``loss``: ``"minimax"``
+    (saturating G loss), ``"non_saturating"``, ``"wasserstein_gp"`` (WGAN-GP:
+    critic loss plus ``gp_weight`` times the gradient penalty on interpolates,
+    Gulrajani et al. 2017) or ``"hinge"``. ``lr_G`` and ``lr_D`` may differ (TTUR,
+    Heusel et al. 2017); both optimizers are Adam with ``betas``.
+
+    ``batches`` yields ``(x,)`` or ``(x, y)`` with ``x`` of shape ``(N, 1, 28, 28)``
+    in [-1, 1] (checked on the first batch) and labels ``y`` of shape ``(N,)`` (used
+    when ``conditional``). ``G(z[, y])`` maps ``(N, G.z_dim)`` noise to images;
+    ``D(x[, y])`` returns ``(N,)`` logits or scores. Noise (and the fake labels of a
+    conditional GAN, drawn uniformly) come from ``generator``; a conditional WGAN-GP
+    gives its critic's fakes the real batch's labels, so that each interpolate has one label.
+
+    Logged once per generator step: ``loss_D``, ``loss_G``, ``D_real`` and
+    ``D_fake`` (mean :math:`D(x)` and :math:`D(G(z))` on the last D step: probabilities
+    for the minimax and non-saturating losses, raw scores otherwise),
+    ``grad_norm_G`` (norm of G's parameter gradient) and, for WGAN-GP, ``gp`` and
+    ``grad_norm`` (mean :math:`\lVert\nabla_{\hat x} f(\hat x)\rVert` on the
+    interpolates). ``callback(step, history)`` runs after every step.
+    Chapters: DCGAN step by step; Making GANs train.
+    """
+    from genimg_lib.losses import d_loss_hinge, d_loss_minimax, d_loss_wasserstein, g_loss_nonsaturating
+    from genimg_lib.losses import g_loss_saturating, g_loss_wasserstein, gradient_penalty
+    from genimg_lib.models import check_tanh_range
+
+    if loss not in GAN_TRAIN_LOSSES:
+        raise ValueError(f"unknown GAN loss {loss!r}; choose one of {list(GAN_TRAIN_LOSSES)}")
+    if not isinstance(n_critic, int) or n_critic < 1:
+        raise ValueError(f"n_critic is the number of D updates per G update and must be an integer >= 1, got {n_critic!r}")
+    if num_steps < 0:
+        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    d_loss_fn = {"minimax": d_loss_minimax, "non_saturating": d_loss_minimax,
+                 "wasserstein_gp": d_loss_wasserstein, "hinge": d_loss_hinge}[loss]
+    g_loss_fn = {"minimax": g_loss_saturating, "non_saturating": g_loss_nonsaturating,
+                 "wasserstein_gp": g_loss_wasserstein, "hinge": g_loss_wasserstein}[loss]
+    as_prob = loss in ("minimax", "non_saturating")
+    device = next(G.parameters()).device
+    opt_G = torch.optim.Adam(G.parameters(), lr=lr_G, betas=betas)
+    opt_D = torch.optim.Adam(D.parameters(), lr=lr_D, betas=betas)
+    history = History()
+    G.train()
+    D.train()
+
+    def noise_and_labels(n: int):
+        z = torch.randn(n, G.z_dim, generator=generator).to(device)
+        y = torch.randint(0, G.num_classes, (n,), generator=generator).to(device) if conditional else None
+        return z, y
+
+    def cond(y):  # labels are passed only to a conditional model
+        return (y,) if conditional else ()
+
+    checked = False
+    for step in progress(num_steps, desc=desc):
+        # (1) update D: maximize E[log D(x)] + E[log(1 - D(G(z)))]  (or the critic's score gap),
+        #     i.e. minimize d_loss, n_critic times on fresh batches; G is held fixed (fake.detach()).
+        for _ in range(n_critic):
+            batch = next(batches)
+            x = batch[0].to(device)
+            y_real = batch[1].to(device) if conditional else None
+            if conditional and len(batch) < 2:
+                raise ValueError("conditional=True needs batches of (x, y); build the loader with labels")
+            if not checked:
+                check_tanh_range(x)
+                checked = True
+            z, y_fake = noise_and_labels(len(x))
+            if conditional and loss == "wasserstein_gp":
+                y_fake = y_real  # interpolate real and fake of the same class: one label per pair
+            with torch.no_grad():
+                fake = G(z, *cond(y_fake))
+            real_out = D(x, *cond(y_real))
+            fake_out = D(fake, *cond(y_fake))
+            loss_D = d_loss_fn(real_out, fake_out)
+            if loss == "wasserstein_gp":
+                critic = (lambda t: D(t, y_real)) if conditional else D
+                gp, grad_norms = gradient_penalty(critic, x, fake, generator=generator)
+                loss_D = loss_D + gp_weight * gp
+            opt_D.zero_grad(set_to_none=True)
+            loss_D.backward()
+            opt_D.step()
+
+        # (2) update G: minimize g_loss(D(G(z))), e.g. -E[log D(G(z))] (non-saturating);
+        #     gradients flow through D into G, but only G's optimizer steps.
+        z, y_fake = noise_and_labels(len(x))
+        loss_G = g_loss_fn(D(G(z, *cond(y_fake)), *cond(y_fake)))
+        opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        opt_G.step()
+        opt_D.zero_grad(set_to_none=True)  # D's grads from (2) are not used
+
+        check_finite(step, loss_D=loss_D, loss_G=loss_G)
+        with torch.no_grad():
+            d_real = torch.sigmoid(real_out).mean() if as_prob else real_out.mean()
+            d_fake = torch.sigmoid(fake_out).mean() if as_prob else fake_out.mean()
+        row = dict(loss_D=loss_D, loss_G=loss_G, D_real=d_real, D_fake=d_fake, grad_norm_G=_grad_norm(G.parameters()))
+        if loss == "wasserstein_gp":
+            row.update(gp=gp, grad_norm=grad_norms.mean())
+        history.log(step, **row)
+        if callback is not None:
+            callback(step, history)
+    return history
+
+
+GAN_CONFIGS: dict[str, dict] = {
+    # Radford et al. (2016): non-saturating loss, Adam(2e-4, betas=(0.5, 0.999)).
+    "dcgan": dict(model=dict(z_dim=64, width=32), loss="non_saturating", n_critic=1, lr_G=2e-4, lr_D=2e-4,
+                  betas=(0.5, 0.999), steps=1500, batch_size=128, conditional=False),
+    # Gulrajani et al. (2017): lambda = 10, n_critic = 5, Adam(1e-4, betas=(0.5, 0.9)).
+    "wgan_gp": dict(model=dict(z_dim=64, width=32), loss="wasserstein_gp", n_critic=5, lr_G=1e-4, lr_D=1e-4,
+                    betas=(0.5, 0.9), steps=1000, batch_size=64, conditional=False),
+    # Mirza & Osindero (2014): the label goes into both G (concatenated to z) and D (projection).
+    "cgan": dict(model=dict(z_dim=64, width=32, num_classes=10), loss="non_saturating", n_critic=1, lr_G=2e-4,
+                 lr_D=2e-4, betas=(0.5, 0.999), steps=2000, batch_size=128, conditional=True),
+}
+
+
+def fixed_noise(model, seed: int = 1234) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The fixed noise (and labels) whose samples the ``gan`` runs store as they train.
+
+    64 draws for an unconditional model (an 8x8 grid); 60 for a conditional one, with
+    labels ``0..9`` repeated so that a grid of 10 columns has one class per column.
+    """
+    g = torch.Generator().manual_seed(seed)
+    if model.num_classes:
+        return torch.randn(60, model.z_dim, generator=g), torch.arange(model.num_classes).repeat(60 // model.num_classes)
+    return torch.randn(64, model.z_dim, generator=g), None
+
+
+def run_gan_config(name: str, steps: int | None = None, seed: int = 0, snapshot_steps=(0, 100, 250, 500, 1000),
+                   callback: Callable[[int, History], None] | None = None) -> tuple:
+    """Train the shipped GAN ``name`` (a key of `GAN_CONFIGS`) from scratch.
+
+    Returns ``(model, history, snapshots, seconds)``: a `genimg_lib.models.DCGAN`
+    in eval mode, the `History`, the fixed-noise samples at ``snapshot_steps`` and at
+    the end (``{"steps": (S,), "images": (S, n, 1, 28, 28) uint8}``), and the training
+    wall time. This is what ``python -m genimg_lib.train gan --config name`` runs.
+    """
+    from genimg_lib.data import infinite_batches, load_mnist5k, make_loader
+    from genimg_lib.device import get_device, seed_everything
+    from genimg_lib.models import DCGAN
+
+    if name not in GAN_CONFIGS:
+        raise ValueError(f"unknown GAN config {name!r}; choose one of {sorted(GAN_CONFIGS)}")
+    cfg = GAN_CONFIGS[name]
+    steps = cfg["steps"] if steps is None else steps
+    seed_everything(seed)
+    device = get_device()
+    x, y = load_mnist5k("train", value_range=(-1, 1))
+    batches = infinite_batches(make_loader(x, y, batch_size=cfg["batch_size"], seed=seed))
+    model = DCGAN(**cfg["model"]).to(device)
+    z_fix, y_fix = fixed_noise(model)
+    shots_steps, shots = [], []
+
+    def snapshot(step):
+        was_training = model.G.training
+        model.G.eval()
+        with torch.no_grad():
+            img = (model.G(z_fix.to(device), *(() if y_fix is None else (y_fix.to(device),))) + 1) / 2
+        model.G.train(was_training)
+        shots_steps.append(step)
+        shots.append((img.clamp(0, 1) * 255).round().to(torch.uint8).cpu())
+
+    def cb(step, history):
+        if step + 1 in snapshot_steps:
+            snapshot(step + 1)
+        if callback is not None:
+            callback(step, history)
+
+    import time
+
+    snapshot(0)
+    start = time.perf_counter()
+    history = train_gan(model.G, model.D, batches, steps, loss=cfg["loss"], n_critic=cfg["n_critic"],
+                        lr_G=cfg["lr_G"], lr_D=cfg["lr_D"], betas=cfg["betas"], conditional=cfg["conditional"],
+                        callback=cb, generator=torch.Generator().manual_seed(seed), desc=name)
+    seconds = time.perf_counter() - start
+    if shots_steps[-1] != steps:
+        snapshot(steps)
+    model.eval()
+    return model, history, {"steps": torch.tensor(shots_steps), "images": torch.stack(shots)}, seconds
+
+
+def history_to_tensors(history: History) -> dict[str, dict[str, torch.Tensor]]:
+    """A `History` as ``{key: {"step": int32 tensor, "value": float32 tensor}}`` (compact to save)."""
+    return {k: {"step": torch.tensor(history.steps(k), dtype=torch.int32),
+                "value": torch.tensor(history[k], dtype=torch.float32)} for k in history}
+
+
+@subcommand("gan", "train a DCGAN, WGAN-GP or conditional GAN on MNIST-5k (--config dcgan|wgan_gp|cgan)")
+def gan_main(argv: list[str]) -> int:
+    """``python -m genimg_lib.train gan --config {dcgan,wgan_gp,cgan} [--steps N] [--out DIR]``."""
+    import argparse
+    from pathlib import Path
+
+    import genimg_lib.checkpoints as ckpt
+
+    parser = argparse.ArgumentParser(prog="python -m genimg_lib.train gan",
+                                     description="Train one of the book's GANs on MNIST-5k and ship it.")
+    parser.add_argument("--config", required=True, choices=sorted(GAN_CONFIGS), help="which shipped GAN to train")
+    parser.add_argument("--steps", type=int, default=None, help="generator steps (default: the config's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", default=None, help="write the checkpoint here instead of shipping it")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, history, snapshots, seconds = run_gan_config(args.config, steps=args.steps, seed=args.seed)
+    cfg = GAN_CONFIGS[args.config]
+    steps = cfg["steps"] if args.steps is None else args.steps
+    state = {"model": model.state_dict(), "config": cfg["model"], "history": history_to_tensors(history),
+             "snapshots": snapshots}
+    device = str(next(model.parameters()).device)
+    command = f"python -m genimg_lib.train gan --config {args.config}"
+    if args.out is not None:
+        path = Path(args.out) / f"gan_{args.config}.pt"
+        ckpt.save_checkpoint(state, path)
+        print(f"saved {path} ({seconds:.0f} s, {steps} steps on {device})")
+        return 0
+    path = ckpt.WEIGHTS_DIR / f"gan_{args.config}.pt"
+    ckpt.save_checkpoint(state, path)
+    train_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if k != "model"}
+    train_cfg["steps"] = steps
+    entry = ckpt.register_shipped(
+        f"gan_{args.config}", path, command + ("" if args.steps is None else f" --steps {args.steps}"),
+        **{"class": "DCGAN", "config": cfg["model"], "family": "gan", "training": train_cfg,
+           "cost": {"seconds": round(seconds, 1), "device": device, "steps": steps,
+                    "threads": args.threads, "note": "measured on a shared, contended 2-core CPU"},
+           "metrics": {}},
+    )
+    print(f"shipped gan_{args.config}: {entry['bytes']} bytes, {seconds:.0f} s, {steps} steps on {device}")
+    return 0
 
 
 # ===========================================================================
