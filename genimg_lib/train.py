@@ -205,7 +205,7 @@ def train_vae(
 ) -> History:
     r"""Train a `VAE` or `CVAE` for ``num_steps`` Adam steps on dynamically binarized MNIST-5k.
 
-    Each step: draw a batch of grey images, binarize it afresh (`dynamic_binarize`),
+    Each step: draw a batch of grey images, binarize it afresh (`genimg_lib.data.dynamic_binarize`),
     run ``model(x) -> (logits, mu, logvar)`` and minimise `vae_loss` with the KL weight
 
     .. math:: \beta_t = \beta \cdot \min(1, t / T_{\text{warm-up}})
@@ -280,7 +280,7 @@ def evaluate_vae(
     r"""Test metrics of a VAE on binary images ``x``: NLL (IWAE), ELBO, rate, distortion, active units.
 
     - ``nll_nats`` = :math:`-\frac1N\sum_n \hat{\mathcal L}_K(x_n)` with K = ``iwae_k``
-      (`VAE.estimate_log_px`), and ``bits_per_dim`` = nll / (784 ln 2);
+      (``VAE.estimate_log_px``), and ``bits_per_dim`` = nll / (784 ln 2);
     - ``elbo_nats`` (one z per image), ``rate`` = mean KL, ``distortion`` = mean
       :math:`-\log p(x\mid z)`;
     - ``active_units``: dimensions with :math:`\operatorname{Cov}_x(\mathbb E_q[z_j]) > 0.01`
