@@ -56,11 +56,12 @@ def test_cvae_shapes_and_class_control(arch):
 
 
 def test_reparameterize_statistics_and_gradients():
-    mu = torch.tensor([[1.0, -2.0, 0.5]]).repeat(200_000, 1)
-    logvar = torch.log(torch.tensor([[0.25, 4.0, 1.0]])).repeat(200_000, 1)
+    mu = torch.tensor([[1.0, -2.0, 0.5]]).repeat(40_000, 1)
+    logvar = torch.log(torch.tensor([[0.25, 4.0, 1.0]])).repeat(40_000, 1)
     z = reparameterize(mu, logvar, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(z.mean(0), torch.tensor([1.0, -2.0, 0.5]), atol=0.02, rtol=0)
-    torch.testing.assert_close(z.std(0), torch.tensor([0.5, 2.0, 1.0]), atol=0.01, rtol=0)
+    # standard errors: sigma / 200 for the mean (0.01 at sigma = 2), sigma / 283 for the std
+    torch.testing.assert_close(z.mean(0), torch.tensor([1.0, -2.0, 0.5]), atol=0.04, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.tensor([0.5, 2.0, 1.0]), atol=0.03, rtol=0)
     # gradients reach mu and logvar: dz/dmu = 1, dz/dlogvar = 0.5 sigma eps
     m = torch.zeros(1, 2, requires_grad=True)
     lv = torch.zeros(1, 2, requires_grad=True)
@@ -82,19 +83,19 @@ def test_same_generator_same_draw():
 def test_iwae_estimate_is_above_elbo_and_matches_a_manual_computation():
     torch.manual_seed(0)
     model = VAE(z_dim=4, arch="mlp").eval()
-    x = _binary(50)
+    x = _binary(20)
     with torch.no_grad():
         mu, logvar = model.encode(x)
         elbos = []
-        for s in range(200):
+        for s in range(50):
             z = reparameterize(mu, logvar, torch.Generator().manual_seed(s))
             elbos.append(losses.elbo(x, model.decode(z), mu, logvar))
         elbo_mean = torch.stack(elbos).mean().item()
-    iwae = model.estimate_log_px(x, num_samples=50, generator=torch.Generator().manual_seed(0)).mean().item()
+    iwae = model.estimate_log_px(x, num_samples=20, generator=torch.Generator().manual_seed(0)).mean().item()
     assert iwae > elbo_mean + 0.1, (iwae, elbo_mean)
     # K = 1 is the ELBO (in expectation): compare to the averaged single-sample ELBO
-    k1 = torch.stack([model.estimate_log_px(x, 1, generator=torch.Generator().manual_seed(s)) for s in range(200)])
-    assert abs(k1.mean().item() - elbo_mean) < 0.5
+    k1 = torch.stack([model.estimate_log_px(x, 1, generator=torch.Generator().manual_seed(s)) for s in range(50)])
+    assert abs(k1.mean().item() - elbo_mean) < 1.0
     # an independent computation of the importance weights with torch.distributions
     D = torch.distributions
     g = torch.Generator().manual_seed(3)
