@@ -332,3 +332,63 @@ def _spectral_norm_2x2(answer: Any) -> tuple[bool, str]:
     expected = torch.linalg.matrix_norm(w, ord=2).item()
     ok = abs(float(answer) - expected) < 1e-3
     return ok, "" if ok else "sigma(W) is the square root of the largest eigenvalue of W^T W."
+
+# ---------------------------------------------------------------------------
+# Part II: Building a VAE step by step; Exploring the latent space
+# ---------------------------------------------------------------------------
+@exercise("vae_03_building.1")
+def _kl_by_hand(answer: Any) -> tuple[bool, str]:
+    import math
+
+    from genimg_lib.losses import gaussian_kl
+
+    mu = torch.tensor([[1.0, 0.0, -1.0]])
+    logvar = torch.tensor([[0.0, math.log(4.0), -math.log(4.0)]])
+    expected = gaussian_kl(mu, logvar).item()
+    ok = abs(float(answer) - expected) < 1e-4
+    return ok, "" if ok else "Use sigma^2 = exp(logvar) = (1, 4, 1/4) in 1/2 sum(mu^2 + sigma^2 - log sigma^2 - 1)."
+
+
+@exercise("vae_03_building.2")
+def _conv_decoder_parameters(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.models import ConvDecoder, count_parameters
+
+    expected = count_parameters(ConvDecoder(16, channels=32))
+    ok = int(answer) == expected
+    return ok, "" if ok else (
+        "Add weights and biases: Linear(16, 64*7*7), ConvTranspose2d(64, 32, 4) and "
+        "ConvTranspose2d(32, 1, 4); a transposed convolution's weight is in x out x 4 x 4."
+    )
+
+
+def _shipped_test_codes(name: str) -> torch.Tensor:
+    """The posterior means of the static binarized test split under a shipped model."""
+    from genimg_lib.data import load_mnist5k
+    from genimg_lib.models import load_model
+
+    model = load_model(name)
+    x, _ = load_mnist5k("test", binarize="static")
+    with torch.no_grad():
+        mu, _ = model.encode(x)
+    return mu
+
+
+@exercise("vae_04_latent_space.1")
+def _prior_mass_of_the_box(answer: Any) -> tuple[bool, str]:
+    mu = _shipped_test_codes("vae_mlp_z2")
+    lo, hi = torch.quantile(mu, 0.01, dim=0), torch.quantile(mu, 0.99, dim=0)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    expected = torch.prod(normal.cdf(hi) - normal.cdf(lo)).item()
+    ok = abs(float(answer) - expected) < 2e-3
+    return ok, "" if ok else (
+        "Under N(0, I) the two coordinates are independent: multiply, for each axis, "
+        "Phi(99th percentile) - Phi(1st percentile) of the encoded test means."
+    )
+
+
+@exercise("vae_04_latent_space.2")
+def _active_units_conv(answer: Any) -> tuple[bool, str]:
+    mu = _shipped_test_codes("vae_conv_z16")
+    expected = int((mu.var(dim=0) > 0.01).sum().item())
+    ok = int(answer) == expected
+    return ok, "" if ok else "Encode the test set, take the variance of each coordinate of mu over the images, count those above 0.01."
