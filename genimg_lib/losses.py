@@ -267,6 +267,50 @@ def ppca_elbo(
 
 
 
+def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    r"""The Gaussian KL to :math:`\mathcal N(0, I)` per latent dimension, ``(N, d)`` (nats).
+
+    .. math:: \mathrm{KL}_j = \tfrac12\big(\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1\big)
+
+    Its sum over ``j`` is `gaussian_kl`. Averaged over the data, it shows
+    which units carry information (posterior collapse). Chapter: Exploring the latent space.
+    """
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)
+
+
+def vae_loss(
+    x: torch.Tensor,
+    logits: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    beta: float = 1.0,
+    free_bits: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""The VAE training loss and its two terms, averaged over the batch.
+
+    .. math:: \text{loss} = \underbrace{-\tfrac1N\sum_n \log p(x_n\mid z_n)}_{\text{recon}}
+       + \beta \sum_j \max\big(\lambda,\ \tfrac1N\textstyle\sum_n \mathrm{KL}_{nj}\big)
+
+    with :math:`\lambda` = ``free_bits`` nats per dimension (0: the plain
+    :math:`\beta`-weighted ELBO, whose KL is ``gaussian_kl(mu, logvar).mean()``; Kingma
+    et al., 2016, for free bits). Returns ``(loss, recon, kl)`` where ``kl`` is the
+    *unclamped* batch-mean KL, so the logged rate is always the true one.
+    Chapters: Building a VAE; Exploring the latent space.
+    """
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0 (it weighs the KL term), got {beta}")
+    if free_bits < 0:
+        raise ValueError(f"free_bits must be >= 0 nats per dimension, got {free_bits}")
+    if x.shape[0] != mu.shape[0]:
+        raise ValueError(f"batch sizes differ: x has {x.shape[0]} rows, mu has {mu.shape[0]}")
+    recon = -bernoulli_log_likelihood(x, logits).mean()  # summed over pixels, mean over batch
+    kl_dims = kl_per_dim(mu, logvar).mean(dim=0)  # (d,) batch mean per dimension
+    kl_term = kl_dims.clamp(min=free_bits).sum() if free_bits > 0 else kl_dims.sum()
+    return recon + beta * kl_term, recon, kl_dims.sum()
+
+
 # ===========================================================================
 # Part III: GANs (minimax, non-saturating, Wasserstein + gradient penalty, hinge)
 # ===========================================================================

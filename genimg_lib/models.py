@@ -112,7 +112,11 @@ def _one_hot(y: torch.Tensor | None, num_classes: int, n: int, device) -> torch.
             raise ValueError("this model is unconditional: pass no labels y (use CVAE for class conditioning)")
         return None
     if y is None:
-        raise ValueError(f"this conditional model needs labels y of shape ({n},) with values in 0..{num_classes - 1}")
+        raise ValueError(
+            f"this conditional model needs labels y: pass labels y of shape ({n},) with values in 0..{num_classes - 1}"
+        )
+    if isinstance(y, torch.Tensor) and y.is_floating_point():
+        raise ValueError(f"labels y must be integers (class indices), got a {y.dtype} tensor; use y.long()")
     y = torch.as_tensor(y, device=device).long()
     if y.shape != (n,):
         raise ValueError(f"labels y must have shape ({n},) to match the batch, got {tuple(y.shape)}")
@@ -233,7 +237,7 @@ def _make_coder(arch: str, z_dim: int, num_classes: int, hidden_dims, channels):
     raise ValueError(f"arch must be 'mlp' or 'conv', got {arch!r}")
 
 
-class _VAEBase(nn.Module):
+class VAEBase(nn.Module):
     """Shared code of `VAE` and `CVAE` (``num_classes = 0`` means unconditional)."""
 
     num_classes = 0
@@ -351,7 +355,7 @@ class _VAEBase(nn.Module):
 
 
 @register_model
-class VAE(_VAEBase):
+class VAE(VAEBase):
     r"""A variational autoencoder with a Bernoulli decoder and a standard normal prior.
 
     .. math:: p(z) = \mathcal N(0, I),\quad p_\theta(x\mid z) = \prod_i \mathrm{Bern}(x_i;\sigma(l_i(z))),
@@ -368,7 +372,7 @@ class VAE(_VAEBase):
 
 
 @register_model
-class CVAE(_VAEBase):
+class CVAE(VAEBase):
     r"""A conditional VAE: encoder and decoder both see the one-hot class label.
 
     .. math:: q_\phi(z\mid x, y),\qquad p_\theta(x\mid z, y),\qquad p(z) = \mathcal N(0, I)
@@ -539,22 +543,11 @@ class DCGANGenerator(nn.Module):
                 f"the generator expects noise of shape (N, {self.z_dim}), got {tuple(z.shape)}; "
                 f"draw it with torch.randn(N, {self.z_dim})"
             )
-        h = torch.cat([z, _one_hot(y, self.num_classes, len(z), z)], dim=1) if self.num_classes else z
+        h = torch.cat([z, _one_hot(y, self.num_classes, len(z), z.device)], dim=1) if self.num_classes else z
         if not self.num_classes and y is not None:
             raise ValueError("this generator is unconditional (num_classes=0) but labels y were given")
         h = self.fc(h).view(-1, 2 * self.width, 7, 7)
         return self.net(h)
-
-
-def _one_hot(y: torch.Tensor | None, num_classes: int, n: int, like: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` integer labels -> ``(N, num_classes)`` one-hot floats, with checks."""
-    if y is None:
-        raise ValueError(f"this model is conditional (num_classes={num_classes}): pass labels y of shape ({n},)")
-    if y.shape != (n,) or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise ValueError(f"labels must be integers of shape ({n},), got {y.dtype} of shape {tuple(y.shape)}")
-    if y.numel() and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {y.min().item()}..{y.max().item()}")
-    return nn.functional.one_hot(y.long(), num_classes).to(like.dtype)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -611,8 +604,8 @@ class DCGANDiscriminator(nn.Module):
         h = self.features(x).flatten(1)  # (N, 2w*7*7)
         out = self.head(h).squeeze(1)  # (N,)
         if self.num_classes:
-            _one_hot(y, self.num_classes, len(x), x)  # validates y
-            out = out + (self.embed(y.long()) * h).sum(dim=1)  # projection e_y^T h(x)
+            _one_hot(y, self.num_classes, len(x), x.device)  # validates y
+            out = out + (self.embed(torch.as_tensor(y, device=x.device).long()) * h).sum(dim=1)  # projection e_y^T h(x)
         return out
 
 

@@ -9,7 +9,8 @@ import torch
 from genimg_lib import losses
 from genimg_lib.checkpoints import read_manifest, sha256_file, WEIGHTS_DIR, load_shipped
 from genimg_lib.models import CVAE, VAE, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, load_model, reparameterize
-from genimg_lib.train import evaluate_vae, kl_per_dim, main, train_vae, vae_loss
+from genimg_lib.losses import kl_per_dim, vae_loss
+from genimg_lib.train import evaluate_vae, main, train_vae
 
 SHIPPED = ["vae_conv_z16", "vae_mlp_z2", "cvae_z8"]
 
