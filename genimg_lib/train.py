@@ -794,6 +794,7 @@ def gan_main(argv: list[str]) -> int:
     parser.add_argument("--out", default=None, help="write the checkpoint here instead of shipping it")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    load_before = round(os.getloadavg()[0], 1)  # how busy the machine was: costs are wall time
     model, history, snapshots, seconds = run_gan_config(args.config, steps=args.steps, seed=args.seed)
     cfg = GAN_CONFIGS[args.config]
     steps = cfg["steps"] if args.steps is None else args.steps
@@ -814,7 +815,7 @@ def gan_main(argv: list[str]) -> int:
         f"gan_{args.config}", path, command + ("" if args.steps is None else f" --steps {args.steps}"),
         **{"class": "DCGAN", "config": cfg["model"], "family": "gan", "training": train_cfg,
            "cost": {"seconds": round(seconds, 1), "device": device, "steps": steps,
-                    "threads": args.threads, "note": "measured on a shared, contended 2-core CPU"},
+                    "threads": args.threads, "load_average_at_start": load_before},
            "metrics": {}},
     )
     print(f"shipped gan_{args.config}: {entry['bytes']} bytes, {seconds:.0f} s, {steps} steps on {device}")

@@ -60,3 +60,22 @@ def test_api_reference_lists_every_module():
     modules = sorted(p.stem for p in (ROOT / "genimg_lib").glob("*.py") if not p.stem.startswith("_"))
     missing = [m for m in modules if f".. automodule:: genimg_lib.{m}\n" not in api]
     assert not missing, f"book/api.md does not document: {missing}"
+
+
+def test_instructors_page_maps_every_exercise_checker_and_every_chapter():
+    """The exercise map in book/instructors.md lists exactly the registered checkers,
+    and the 8-session plan covers every chapter of the toc."""
+    from genimg_lib import exercises
+
+    page = (ROOT / "book" / "instructors.md").read_text()
+    listed = set(re.findall(r"\| `([a-z0-9_]+\.\d+)` \|", page))
+    registered = set(exercises._CHECKERS)
+    assert listed == registered, (
+        f"book/instructors.md's exercise map is out of date: missing {sorted(registered - listed)}, "
+        f"unknown {sorted(listed - registered)}"
+    )
+    plan8 = page[page.index("**Eight sessions"):page.index("## Map of the graded exercises")]
+    toc = (ROOT / "_toc.yml").read_text()
+    chapters = [c for c in re.findall(r"file: book/(\w+)", toc) if (ROOT / "book" / f"{c}.ipynb").exists()]
+    missing = [c for c in chapters if f"{{doc}}`{c}`" not in plan8]
+    assert not missing, f"the 8-session plan in book/instructors.md does not cover {missing}"
