@@ -867,9 +867,15 @@ def plot_scoreboard(rows: list[dict[str, Any]], title: str | None = None):
     y = list(range(len(rows)))[::-1]
     axes[0].barh(y, [max(r["fid"], 1e-3) for r in rows], color=c)
     axes[0].set(yticks=y, yticklabels=names, xscale="log", xlabel="domain FID (log scale, lower is better)", title="FID")
-    for r, yy, cc in zip(rows, y, c):
-        axes[1].scatter(r["recall"], r["precision"], color=cc, s=40, zorder=3)
-        axes[1].annotate(r["name"], (r["recall"], r["precision"]), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    placed: list[tuple[float, float]] = []
+    for r, cc in zip(rows, c):
+        pt = (r["recall"], r["precision"])
+        axes[1].scatter(*pt, color=cc, s=40, zorder=3)
+        # a label that would run into an already labelled point to its right goes on the left
+        crowded = any(abs(pt[1] - q[1]) < 0.05 and -0.05 < q[0] - pt[0] < 0.3 for q in placed)
+        axes[1].annotate(r["name"], pt, textcoords="offset points", xytext=(-5, 3) if crowded else (4, 3),
+                         ha="right" if crowded else "left", fontsize=8)
+        placed.append(pt)
     axes[1].set(xlim=(-0.05, 1.1), ylim=(-0.05, 1.1), xlabel="recall (diversity)", ylabel="precision (quality)",
                 title="precision and recall (k = 3)")
     axes[2].barh(y, [r["classes_covered"] for r in rows], color=c)
