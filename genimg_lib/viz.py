@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from typing import Callable, Mapping, Sequence
 
 import matplotlib
@@ -249,6 +250,10 @@ def animation_html(
     anim = animation.FuncAnimation(fig, update, frames=num_frames, interval=interval)
     html = anim.to_jshtml(default_mode="loop")
     plt.close(fig)
+    # matplotlib's player links Font Awesome 4 from a CDN for its button icons. The book
+    # never loads anything from outside the site: drop the link; the site's theme ships
+    # Font Awesome itself (and Jupyter has it), so the buttons keep their icons.
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>\s*", "", html)
     return HTML(html)
 
 
