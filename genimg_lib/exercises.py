@@ -337,7 +337,7 @@ def _spectral_norm_2x2(answer: Any) -> tuple[bool, str]:
 # Part II: Building a VAE step by step; Exploring the latent space
 # ---------------------------------------------------------------------------
 @exercise("vae_03_building.1")
-def _kl_by_hand(answer: Any) -> tuple[bool, str]:
+def _kl_of_one_encoder_output(answer: Any) -> tuple[bool, str]:
     import math
 
     from genimg_lib.losses import gaussian_kl
