@@ -16,10 +16,15 @@ from typing import Any, Callable
 import torch
 
 _CHECKERS: dict[str, Callable[[Any], tuple[bool, str]]] = {}
+_VERDICTS: dict[str, dict[str, str]] = {}
+
+#: The three verdicts a checker can give.
+CORRECT, WRONG, NOT_ANSWERED = "correct", "wrong", "not answered"
 
 
 def exercise(key: str) -> Callable:
-    """Register a checker under ``key`` (e.g. ``"getting_started.1"``)."""
+    """Register a checker under ``key``: the chapter's file name and the exercise number,
+    e.g. ``"getting_started.1"``."""
 
     def register(fn: Callable[[Any], tuple[bool, str]]) -> Callable:
         if key in _CHECKERS:
@@ -30,16 +35,46 @@ def exercise(key: str) -> Callable:
     return register
 
 
-def check(key: str, answer: Any) -> bool:
-    """Grade ``answer`` for exercise ``key``; prints the verdict and returns it."""
+def checker_keys(chapter: str | None = None) -> list[str]:
+    """The registered exercise keys (of one chapter, e.g. ``"vae_03_building"``), in order."""
+    keys = [k for k in _CHECKERS if chapter is None or k.rsplit(".", 1)[0] == chapter]
+    return sorted(keys, key=lambda k: (k.rsplit(".", 1)[0], int(k.rsplit(".", 1)[1])))
+
+
+def grade(key: str, answer: Any) -> tuple[str, str]:
+    """Grade ``answer`` for exercise ``key`` without printing: ``(verdict, message)``.
+
+    The verdict is ``"correct"``, ``"wrong"`` or, when the answer is still the blank
+    ``...`` (Ellipsis) of an exercise cell, ``"not answered"``. A malformed answer is a
+    wrong answer whose message says why it could not be checked.
+    """
     if key not in _CHECKERS:
-        raise ValueError(f"unknown exercise {key!r}; known: {sorted(_CHECKERS)}")
+        raise ValueError(f"unknown exercise {key!r}; known: {checker_keys()}")
+    if answer is Ellipsis:
+        return NOT_ANSWERED, "replace ... with your answer and run the cell again."
     try:
         ok, message = _CHECKERS[key](answer)
     except Exception as err:  # a malformed answer is a wrong answer, with the reason
         ok, message = False, f"could not check this answer: {type(err).__name__}: {err}"
-    print(f"{key}: {'correct' if ok else 'not yet'}. {message}")
-    return ok
+    return (CORRECT if ok else WRONG), message
+
+
+def check(key: str, answer: Any) -> None:
+    """Grade ``answer`` for exercise ``key``, print the verdict and record it (see `verdicts`).
+
+    Prints ``"<key>: correct."``, ``"<key>: not yet. <hint>"`` or, for the blank
+    ``...``, ``"<key>: not answered yet: ..."``. Returns None, so that a notebook cell
+    ending in ``check(...)`` displays only the printed verdict.
+    """
+    verdict, message = grade(key, answer)
+    _VERDICTS[key] = {"verdict": verdict, "message": message}
+    label = {CORRECT: "correct.", WRONG: "not yet.", NOT_ANSWERED: "not answered yet:"}[verdict]
+    print(f"{key}: {label} {message}".rstrip())
+
+
+def verdicts() -> dict[str, dict[str, str]]:
+    """Every verdict `check` printed in this session: ``{key: {"verdict", "message"}}``."""
+    return {k: dict(v) for k, v in _VERDICTS.items()}
 
 
 # ---------------------------------------------------------------------------

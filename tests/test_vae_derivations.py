@@ -143,18 +143,18 @@ def test_ppca_elbo_and_joint_check_the_shapes_of_q_and_z():
 def test_part2_exercise_checkers_accept_independent_answers_and_reject_wrong_ones():
     from torch.distributions import kl_divergence
 
-    from genimg_lib.exercises import check
+    from genimg_lib.exercises import grade
 
     # 1-D latent, D = 784, w = 0.1, sigma^2 = 0.01: a = |w|^2 / sigma^2 = 784.
     a = 784 * 0.1**2 / 0.01
-    assert check("vae_autoencoders.1", math.sqrt(0.01 / (784 * 0.01 + 0.01)))
-    assert not check("vae_autoencoders.1", 1.0)
+    assert grade("vae_autoencoders.1", math.sqrt(0.01 / (784 * 0.01 + 0.01)))[0] == "correct"
+    assert grade("vae_autoencoders.1", 1.0)[0] == "wrong"
     # At x = mu, p(x|z) = c exp(-a z^2 / 2): E[p] = c / sqrt(1 + a), E[p^2] = c^2 / sqrt(1 + 2a).
     rho = (1 + a) / math.sqrt(1 + 2 * a) - 1
-    assert check("vae_autoencoders.2", rho / 0.01)
-    assert not check("vae_autoencoders.2", rho)
-    assert check("vae_elbo.1", 0.5 * ((1 + 1 - 0 - 1) + (0.25 + math.exp(-1) + 1 - 1)))
-    assert not check("vae_elbo.1", 1.618)  # forgot the 1/2
+    assert grade("vae_autoencoders.2", rho / 0.01)[0] == "correct"
+    assert grade("vae_autoencoders.2", rho)[0] == "wrong"
+    assert grade("vae_elbo.1", 0.5 * ((1 + 1 - 0 - 1) + (0.25 + math.exp(-1) + 1 - 1)))[0] == "correct"
+    assert grade("vae_elbo.1", 1.618)[0] == "wrong"  # forgot the 1/2
     x, W, mu, sigma2 = _model(N=1)
     mean, cov = losses.ppca_posterior(x, W, mu, sigma2)
     d = W.shape[1]
@@ -162,7 +162,7 @@ def test_part2_exercise_checkers_accept_independent_answers_and_reject_wrong_one
         MultivariateNormal(torch.zeros(d, dtype=torch.float64), covariance_matrix=torch.eye(d, dtype=torch.float64)),
         MultivariateNormal(mean[0], covariance_matrix=cov),
     ).item()
-    assert check("vae_elbo.2", (W, mu, sigma2, x[0], gap))
-    assert not check("vae_elbo.2", (W, mu, sigma2, x[0], gap + 0.1))
-    assert check("vae_elbo.3", (1 / math.sqrt(2), 392 * math.log(math.pi)))
-    assert not check("vae_elbo.3", (1.0, 392 * math.log(2 * math.pi)))
+    assert grade("vae_elbo.2", (W, mu, sigma2, x[0], gap))[0] == "correct"
+    assert grade("vae_elbo.2", (W, mu, sigma2, x[0], gap + 0.1))[0] == "wrong"
+    assert grade("vae_elbo.3", (1 / math.sqrt(2), 392 * math.log(math.pi)))[0] == "correct"
+    assert grade("vae_elbo.3", (1.0, 392 * math.log(2 * math.pi)))[0] == "wrong"

@@ -104,12 +104,16 @@ def test_exercise_checkers_grade_right_and_wrong(capsys):
     from genimg_lib.data import load_mnist5k, make_toy
 
     x, y = load_mnist5k("train")
-    assert exercises.check("getting_started.1", x[y == 1].mean().item())
-    assert not exercises.check("getting_started.1", x.mean().item())
+    assert exercises.grade("getting_started.1", x[y == 1].mean().item())[0] == "correct"
+    assert exercises.grade("getting_started.1", x.mean().item())[0] == "wrong"
+    exercises.check("getting_started.1", x.mean().item())
     assert "not yet" in capsys.readouterr().out
+    exercises.check("getting_started.1", ...)
+    assert "not answered yet" in capsys.readouterr().out
+    assert exercises.verdicts()["getting_started.1"]["verdict"] == "not answered"
     peak = 1 / 8 / (2 * np.pi * 0.05**2)
-    assert exercises.check("getting_started.2", peak)
-    assert not exercises.check("getting_started.2", "a lot")
+    assert exercises.grade("getting_started.2", peak)[0] == "correct"
+    assert exercises.grade("getting_started.2", "a lot")[0] == "wrong"
     with pytest.raises(ValueError, match="unknown exercise"):
         exercises.check("nope.1", 0)
 
@@ -137,7 +141,7 @@ def test_animation_html_is_a_self_contained_player():
 def test_part1_checkers_accept_the_closed_forms_and_reject_others():
     import math
 
-    assert exercises.check("generative_models.1", 100 / (784 * math.log(2)))
-    assert not exercises.check("generative_models.1", 100 / 784)  # nats, not bits
-    assert exercises.check("generative_models.2", -0.5 * math.log(2 * math.pi * math.e * 4.0))
-    assert not exercises.check("generative_models.2", 0.5 * math.log(2 * math.pi * math.e * 4.0))
+    assert exercises.grade("generative_models.1", 100 / (784 * math.log(2)))[0] == "correct"
+    assert exercises.grade("generative_models.1", 100 / 784)[0] == "wrong"  # nats, not bits
+    assert exercises.grade("generative_models.2", -0.5 * math.log(2 * math.pi * math.e * 4.0))[0] == "correct"
+    assert exercises.grade("generative_models.2", 0.5 * math.log(2 * math.pi * math.e * 4.0))[0] == "wrong"
