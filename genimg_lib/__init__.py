@@ -1,18 +1,22 @@
 """genimg_lib: the small companion library of the genimg book.
 
-One module per idea, each readable in one sitting:
+One module per idea, each readable in one sitting, listed in the order the book meets them:
 
 - `device`: pick CUDA/MPS/CPU, seed everything, print the environment;
-- `data`: MNIST-5k, scikit-learn digits and toy distributions, all offline;
+- `data`: MNIST-5k, scikit-learn's digits and toy distributions, all offline; the one image checker;
 - `viz`: image grids, loss curves, 2-D plots and animations in one style;
 - `widgets`: ipywidgets that keep working on the static website;
-- `train`: the shared pieces of a training loop (history, progress, NaN guard);
-- `checkpoints`: atomic saves, checksummed loads, the shipped-weights manifest;
-- `models`: the book's models, rebuilt by name from the manifest;
+- `checkpoints`: atomic saves, checksummed loads, the shipped-weights manifest, `load_model`;
 - `losses`: the objectives (ELBO pieces, GAN losses), formulas in the docstrings;
-- `metrics`: FID, KID, precision/recall and coverage on a domain classifier's features;
+- `models`: the book's models (VAE, CVAE, DCGAN, the toy GAN's MLPs), shapes written down;
+- `train`: the training loops, `train_vae` and `train_gan`, and the `History` they return;
 - `gan_lab`: watching a toy GAN train (heat maps, gradient arrows) and measuring mode collapse;
+- `classifier`: the domain classifier whose features the measures use;
+- `measures`: FID, KID, precision/recall, class coverage and likelihoods;
+- `scoreboard`: every shipped model scored the same way;
+- `recipes`: how each shipped checkpoint was trained, and shipping a new one safely;
+- `cli`: the command line, ``python -m genimg_lib`` (``genimg``);
 - `exercises`: checkers for the exercises at the end of each chapter.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

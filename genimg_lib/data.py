@@ -29,6 +29,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from sklearn.datasets import load_digits as _sk_load_digits
 from torch.utils.data import DataLoader, TensorDataset
 
 SPLITS = ("train", "test", "all")
@@ -64,6 +65,61 @@ def to_range(x: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
     """Map images from [0, 1] to ``value_range``: ``x`` or ``2x - 1``."""
     lo, hi = _check_value_range(value_range)
     return x if lo == 0.0 else x * 2.0 - 1.0
+
+
+#: The shape of one MNIST image, ``(C, H, W)``, and the number of digit classes.
+IMAGE_SHAPE = (1, 28, 28)
+NUM_CLASSES = 10
+
+
+def check_images(
+    x: torch.Tensor,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    name: str = "images",
+    shape: tuple[int, ...] | None = IMAGE_SHAPE,
+    tolerance: float = 1e-4,
+) -> torch.Tensor:
+    """Return ``x`` unchanged if it is a batch of finite float images in ``value_range``; else raise.
+
+    The one image checker of the library: models, losses, metrics and training loops
+    call it on their inputs. It demands a ``torch.Tensor`` of floating point dtype with
+    shape ``(N, *shape)`` (any shape when ``shape`` is None), every value finite (a NaN
+    passes a test like ``x.min() < 0`` unnoticed, so NaN and inf are refused first) and
+    within ``value_range`` up to ``tolerance``. The error names ``name``, says what was
+    expected and what came, and suggests the fix: ``x.unsqueeze(1)`` for a missing
+    channel axis, ``x.float() / 255`` for bytes, ``(x + 1) / 2`` for tanh outputs.
+    """
+    lo, hi = _check_value_range(value_range)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor of images, got {type(x).__name__}")
+    if shape is not None and (x.dim() != 1 + len(shape) or tuple(x.shape[1:]) != tuple(shape)):
+        raise ValueError(
+            f"{name}: expected images of shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}; "
+            "add the channel axis with x.unsqueeze(1) or reshape with x.view(-1, 1, 28, 28)"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: expected float pixels in [{lo:g}, {hi:g}], got dtype {x.dtype}; use x.float() / 255")
+    if x.numel() == 0:
+        return x
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(
+            f"{name}: {bad} pixel(s) are NaN or infinite; whatever produced them diverged "
+            "(lower the learning rate, or check the inputs before this call)"
+        )
+    x_min, x_max = x.min().item(), x.max().item()
+    if x_min < lo - tolerance or x_max > hi + tolerance:
+        hint = ""
+        if x_max > 2:
+            hint = " (this looks like [0, 255]: divide by 255)"
+        elif lo == 0.0 and x_min < -0.5:
+            hint = " (this looks like [-1, 1]: map it with (x + 1) / 2)"
+        elif lo == -1.0 and x_min >= 0.0:
+            hint = " (this looks like [0, 1]: map it with 2 * x - 1)"
+        raise ValueError(
+            f"{name}: expected pixels in [{lo:g}, {hi:g}], got values in [{x_min:.3g}, {x_max:.3g}]{hint}"
+        )
+    return x
 
 
 # ---------------------------------------------------------------------------
@@ -157,11 +213,7 @@ def dynamic_binarize(x: torch.Tensor, generator: torch.Generator | None = None) 
     ``x`` must be grey levels in [0, 1]. Call it on every training batch: the model
     then never sees the same binary image twice, which acts as a regulariser.
     """
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(
-            f"dynamic_binarize expects pixel probabilities in [0, 1], got values in "
-            f"[{x.min().item():.3g}, {x.max().item():.3g}]; load with value_range=(0, 1)"
-        )
+    check_images(x, (0.0, 1.0), "dynamic_binarize(x)", shape=None, tolerance=0.0)
     if generator is not None and generator.device != x.device:
         return torch.bernoulli(x.cpu(), generator=generator).to(x.device)
     return torch.bernoulli(x, generator=generator)
@@ -178,8 +230,6 @@ def load_digits(
     Pixel values 0..16 are divided by 16. The split is stratified and shuffled with
     ``seed``: about 80 % train, 20 % test.
     """
-    from sklearn.datasets import load_digits as _sk_load_digits
-
     _check_choice("split", split, SPLITS)
     value_range = _check_value_range(value_range)
     bunch = _sk_load_digits()
@@ -418,7 +468,7 @@ def load_torchvision(
     _check_choice("dataset", name, TORCHVISION_DATASETS)
     _check_choice("split", split, ("train", "test"))
     lo, _ = _check_value_range(value_range)
-    try:
+    try:  # optional, and it needs the network: imported only on this path
         import torchvision
         from torchvision import transforms
     except Exception as err:  # ImportError, or torchvision built for another torch

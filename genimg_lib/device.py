@@ -13,6 +13,8 @@ import random
 import numpy as np
 import torch
 
+from genimg_lib import __version__
+
 #: Environment variable that overrides the automatic choice, e.g. ``GENIMG_DEVICE=cpu``.
 DEVICE_ENV_VAR = "GENIMG_DEVICE"
 _VALID_KINDS = ("auto", "cuda", "mps", "cpu")
@@ -82,8 +84,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def env_summary(device: torch.device | str | None = None) -> str:
     """One line for the top of a notebook: versions, device and CPU threads."""
-    from genimg_lib import __version__
-
     device = torch.device(device) if device is not None else get_device()
     if device.type == "cuda":
         where = f"cuda ({torch.cuda.get_device_name(device)})"

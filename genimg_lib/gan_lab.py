@@ -1,8 +1,9 @@
 """Watching a GAN train on 2-D toys, in the spirit of GAN Lab (Kahng et al., 2018).
 
-Chapter: A GAN you can watch. `genimg_lib.train.train_toy_gan` records a
-`ToyGANSnapshot` every few steps; the functions here compute what a snapshot holds
-and draw it:
+Chapter: A GAN you can watch. The toys train with the book's one GAN loop,
+`genimg_lib.train.train_gan`, fed by `toy_batches`; a `ToySnapshots` callback records a
+`ToyGANSnapshot` every few steps, and `train_toy_gan` wires the three together. The
+functions here compute what a snapshot holds and draw it:
 
 - `discriminator_map`: the discriminator's output on a grid (a heat map);
 - `generator_gradient`: for each generated point, the gradient of the generator's
@@ -18,31 +19,31 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from genimg_lib import viz
-from genimg_lib.losses import gan_losses, g_loss_wasserstein
+from genimg_lib.data import ToyDistribution
+from genimg_lib.losses import PROBABILITY_LOSSES, gan_losses
+from genimg_lib.train import train_gan
 
-#: Losses whose discriminator outputs a logit (drawn as the probability D(x) = sigmoid(logit));
-#: the others output an unbounded critic score f(x), drawn as is.
-PROBABILITY_LOSSES = ("minimax", "non_saturating")
-TOY_GAN_LOSSES = ("minimax", "non_saturating", "hinge", "wasserstein_gp")
+def toy_batches(toy: ToyDistribution, batch_size: int, seed: int = 0) -> Iterator[tuple[torch.Tensor]]:
+    """Endless batches ``(x,)`` of ``batch_size`` fresh points of a 2-D toy, for `train_gan`.
 
-
-def check_toy_loss(loss: str) -> None:
-    """Raise a clear error unless ``loss`` is one of `TOY_GAN_LOSSES`."""
-    if loss not in TOY_GAN_LOSSES:
-        raise ValueError(f"unknown toy GAN loss {loss!r}; choose one of {list(TOY_GAN_LOSSES)}")
-
-
-def generator_loss_fn(loss: str):
-    """The generator's loss for a toy loss name (``wasserstein_gp`` uses :math:`-\\mathbb E f(G(z))`)."""
-    check_toy_loss(loss)
-    return g_loss_wasserstein if loss == "wasserstein_gp" else gan_losses(loss)[1]
+    Batch ``i`` (from 1) is ``toy.sample(batch_size, seed=seed * 1_000_003 + i)``: a new
+    sample every time, the same sequence for the same ``seed``.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_seed = seed * 1_000_003
+    while True:
+        batch_seed += 1
+        yield (toy.sample(batch_size, seed=batch_seed),)
 
 
 def grid_points(limits: tuple[float, float] = (-3.0, 3.0), resolution: int = 60) -> torch.Tensor:
@@ -62,7 +63,7 @@ def discriminator_map(
     probability that ``x`` is real; for ``hinge`` and ``wasserstein_gp`` it is the critic's
     score :math:`f(x)`, which has no fixed range. Row ``i`` is ``y = linspace(*limits)[i]``.
     """
-    check_toy_loss(loss)
+    gan_losses(loss)  # an unknown loss name is a clear error
     device = next(D.parameters()).device
     out = D(grid_points(limits, resolution).to(device))
     if loss in PROBABILITY_LOSSES:
@@ -80,7 +81,7 @@ def generator_gradient(D: nn.Module, points: torch.Tensor, loss: str = "non_satu
     (backpropagation carries :math:`-g_i` on into G's weights), so arrows are drawn
     along :math:`-g_i`. Shapes: ``points`` ``(N, 2)``; returns ``(N, 2)``.
     """
-    g_loss = generator_loss_fn(loss)
+    g_loss = gan_losses(loss)[1]
     x = points.detach().clone().requires_grad_(True)
     # the losses average over the batch; times N gives each point its own loss's gradient
     total = g_loss(D(x)) * x.shape[0]
@@ -90,7 +91,7 @@ def generator_gradient(D: nn.Module, points: torch.Tensor, loss: str = "non_satu
 
 @dataclass
 class ToyGANSnapshot:
-    """What `train_toy_gan` records at one step, enough to draw the state of the game.
+    """What `ToySnapshots` records at one step, enough to draw the state of the game.
 
     ``fake`` are G's outputs on a fixed set of latent codes (``(n, 2)``), ``grad`` the
     `generator_gradient` at those points (``(n, 2)``), ``d_map`` the `discriminator_map`
@@ -116,7 +117,7 @@ def take_snapshot(
     resolution: int = 60,
     losses: dict[str, float] | None = None,
 ) -> ToyGANSnapshot:
-    """Record a `ToyGANSnapshot` of ``G`` and ``D`` (used by `train_toy_gan` and for a trained pair)."""
+    """Record a `ToyGANSnapshot` of ``G`` and ``D`` (used by `ToySnapshots` and for a trained pair)."""
     with torch.no_grad():
         fake = G(z_fixed)
     grad = generator_gradient(D, fake, loss)
@@ -129,6 +130,91 @@ def take_snapshot(
         loss=loss,
         losses=dict(losses or {}),
     )
+
+
+class ToySnapshots:
+    """A ``callback(step, history)`` for `genimg_lib.train.train_gan` that records snapshots of a toy GAN.
+
+    It takes a snapshot at step 0 when created (the untrained pair), then after every
+    ``every`` steps and after ``num_steps``. The ``num_fixed`` latent codes are drawn
+    from ``generator`` at creation, so pass the same generator on to `train_gan`.
+    The snapshots are in ``.snapshots``; ``on_snapshot(snapshot)`` is called on each.
+    """
+
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        loss: str,
+        every: int,
+        num_steps: int,
+        generator: torch.Generator | None = None,
+        num_fixed: int = 512,
+        limits: tuple[float, float] = (-3.0, 3.0),
+        resolution: int = 60,
+        on_snapshot: Callable[[ToyGANSnapshot], None] | None = None,
+    ) -> None:
+        gan_losses(loss)
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer (steps between snapshots), got {every!r}")
+        self.G, self.D, self.loss, self.every, self.num_steps = G, D, loss, every, num_steps
+        self.limits, self.resolution, self.on_snapshot = tuple(limits), resolution, on_snapshot
+        device = next(G.parameters()).device
+        self.z_fixed = torch.randn(num_fixed, G.z_dim, generator=generator).to(device)
+        self.snapshots: list[ToyGANSnapshot] = []
+        self._take(0, {})
+
+    def _take(self, step: int, losses: dict[str, float]) -> None:
+        modes = self.G.training, self.D.training
+        self.G.eval(), self.D.eval()
+        snap = take_snapshot(step, self.G, self.D, self.z_fixed, self.loss, self.limits, self.resolution, losses)
+        self.G.train(modes[0]), self.D.train(modes[1])
+        self.snapshots.append(snap)
+        if self.on_snapshot is not None:
+            self.on_snapshot(snap)
+
+    def __call__(self, step: int, history) -> None:
+        if step % self.every == 0 or step == self.num_steps:
+            self._take(step, {"loss_D": history.last("loss_D"), "loss_G": history.last("loss_G")})
+
+
+def train_toy_gan(
+    G: nn.Module,
+    D: nn.Module,
+    toy: ToyDistribution,
+    num_steps: int,
+    loss: str = "non_saturating",
+    batch_size: int = 256,
+    lr_G: float = 1e-3,
+    lr_D: float = 1e-3,
+    betas: tuple[float, float] = (0.5, 0.999),
+    n_critic: int = 1,
+    gp_weight: float = 10.0,
+    snapshot_every: int | None = None,
+    num_fixed: int = 512,
+    limits: tuple[float, float] = (-3.0, 3.0),
+    resolution: int = 60,
+    seed: int = 0,
+    show_progress: bool = False,
+):
+    """Train a GAN on a 2-D toy with `genimg_lib.train.train_gan`, recording snapshots to draw.
+
+    The wiring of "A GAN you can watch": real batches from `toy_batches` (seeded by
+    ``seed``), noise from a generator seeded with ``seed``, and, when ``snapshot_every``
+    is set, a `ToySnapshots` callback. Initialise G and D under a fixed seed for a
+    reproducible run. Returns ``(history, snapshots)``; ``snapshots`` is empty when
+    ``snapshot_every`` is None. Chapter: A GAN you can watch.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    recorder = None
+    if snapshot_every is not None:
+        recorder = ToySnapshots(G, D, loss, snapshot_every, num_steps, generator, num_fixed, limits, resolution)
+    else:
+        torch.randn(num_fixed, G.z_dim, generator=generator)  # the same noise stream with or without snapshots
+    history = train_gan(G, D, toy_batches(toy, batch_size, seed), num_steps, loss=loss, n_critic=n_critic,
+                        lr_G=lr_G, lr_D=lr_D, betas=betas, gp_weight=gp_weight, callback=recorder,
+                        generator=generator, desc=f"toy GAN ({loss})", show_progress=show_progress)
+    return history, (recorder.snapshots if recorder is not None else [])
 
 
 # ---------------------------------------------------------------------------
@@ -251,8 +337,6 @@ def _draw_frame(axes, runs: dict[str, list[ToyGANSnapshot]], i: int, real) -> No
 
 def _palette_png(png: bytes) -> bytes:
     """Re-encode a PNG with a 256-colour palette: about 5 times smaller for these frames."""
-    from PIL import Image
-
     image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)

@@ -15,10 +15,13 @@ import math
 import torch
 import torch.nn.functional as F
 
+from genimg_lib.data import check_images
+
 
 # ===========================================================================
-# Part II: VAEs (Gaussian KL, likelihoods, ELBO, IWAE, pPCA)
+# Part II: VAEs
 # ===========================================================================
+# --- Deriving the ELBO: Gaussians, the KL term, likelihoods ----------------------------
 def _flat(x: torch.Tensor) -> torch.Tensor:
     """``(N, ...) -> (N, D)``."""
     return x.reshape(x.shape[0], -1)
@@ -69,11 +72,7 @@ def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Ten
     Chapter: Deriving the ELBO.
     """
     _check_same_shape(x, logits, "bernoulli_log_likelihood(x, logits)")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(
-            f"a Bernoulli likelihood needs targets in [0, 1], got [{x.min().item():.3g}, "
-            f"{x.max().item():.3g}]; load the data with value_range=(0, 1)"
-        )
+    check_images(x, (0.0, 1.0), "bernoulli_log_likelihood(x)", shape=None, tolerance=0.0)
     bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
     return -_flat(bce).sum(dim=1)
 
@@ -91,58 +90,7 @@ def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.T
     return log_normal_diag(x, mean, logvar_t)
 
 
-def elbo(
-    x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0
-) -> torch.Tensor:
-    r"""The evidence lower bound with a Bernoulli decoder, per example.
-
-    .. math:: \mathcal L(x) = \mathbb E_{q(z\mid x)}[\log p(x\mid z)]
-       - \beta\,\mathrm{KL}(q(z\mid x)\,\|\,p(z)) \le \log p(x) \quad(\beta = 1)
-
-    with the expectation estimated by the one sample of ``z`` that produced
-    ``logits``. Returns ``(N,)`` in nats (higher is better); the training loss is
-    ``-elbo(...).mean()``: summed over pixels, averaged over the batch.
-    Chapter: Building a VAE.
-    """
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0 (it weighs the KL term), got {beta}")
-    if x.shape[0] != mu.shape[0]:
-        raise ValueError(f"batch sizes differ: x has {x.shape[0]} rows, mu has {mu.shape[0]}")
-    return bernoulli_log_likelihood(x, logits) - beta * gaussian_kl(mu, logvar)
-
-
-def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    r"""Numerically stable :math:`\log \frac1K \sum_k e^{a_k}` along ``dim``.
-
-    .. math:: \log\tfrac1K\textstyle\sum_k e^{a_k} = m + \log\tfrac1K\sum_k e^{a_k - m},\quad m=\max_k a_k
-    """
-    return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
-
-
-def iwae_bound(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    r"""The importance-weighted bound from log-weights ``log_w`` (K samples along ``dim``).
-
-    .. math:: \mathcal L_K(x) = \mathbb E\Big[\log \tfrac1K\sum_{k=1}^K
-       \frac{p(x, z_k)}{q(z_k\mid x)}\Big],\quad
-       \mathcal L_1 = \text{ELBO} \le \mathcal L_K \le \mathcal L_{K+1} \le \log p(x)
-
-    ``log_w[k] = log p(x, z_k) - log q(z_k | x)``, ``z_k ~ q(z | x)``.
-    Burda et al. (2016). Chapter: Deriving the ELBO.
-    """
-    return log_mean_exp(log_w, dim=dim)
-
-
-def bits_per_dim(nll_nats: float | torch.Tensor, num_dims: int = 784) -> float | torch.Tensor:
-    r"""Convert a negative log-likelihood in nats per image to bits per dimension.
-
-    .. math:: \text{bits/dim} = \frac{\text{NLL}}{D \log 2}
-    """
-    if num_dims <= 0:
-        raise ValueError(f"num_dims must be positive, got {num_dims}")
-    return nll_nats / (num_dims * math.log(2))
-
-
-# --- Linear-Gaussian VAE = probabilistic PCA (chapter "Deriving the ELBO") -----------------
+# --- Deriving the ELBO: the linear-Gaussian VAE (probabilistic PCA) --------------------
 # The model: z ~ N(0, I_d), x | z ~ N(W z + mu, sigma2 I_D). Everything about it is Gaussian,
 # so log p(x), the exact posterior p(z | x) and the ELBO of any Gaussian q have closed forms.
 def _check_ppca(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2) -> torch.Tensor:
@@ -265,19 +213,47 @@ def ppca_elbo(
     return expected_log_lik - kl
 
 
+# --- Deriving the ELBO: the importance-weighted bound ----------------------------------
+def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    r"""Numerically stable :math:`\log \frac1K \sum_k e^{a_k}` along ``dim``.
 
-
-def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    r"""The Gaussian KL to :math:`\mathcal N(0, I)` per latent dimension, ``(N, d)`` (nats).
-
-    .. math:: \mathrm{KL}_j = \tfrac12\big(\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1\big)
-
-    Its sum over ``j`` is `gaussian_kl`. Averaged over the data, it shows
-    which units carry information (posterior collapse). Chapter: Exploring the latent space.
+    .. math:: \log\tfrac1K\textstyle\sum_k e^{a_k} = m + \log\tfrac1K\sum_k e^{a_k - m},\quad m=\max_k a_k
     """
-    if mu.shape != logvar.shape:
-        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
-    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)
+    return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
+
+
+def iwae_bound(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    r"""The importance-weighted bound from log-weights ``log_w`` (K samples along ``dim``).
+
+    .. math:: \mathcal L_K(x) = \mathbb E\Big[\log \tfrac1K\sum_{k=1}^K
+       \frac{p(x, z_k)}{q(z_k\mid x)}\Big],\quad
+       \mathcal L_1 = \text{ELBO} \le \mathcal L_K \le \mathcal L_{K+1} \le \log p(x)
+
+    ``log_w[k] = log p(x, z_k) - log q(z_k | x)``, ``z_k ~ q(z | x)``.
+    Burda et al. (2016). Chapter: Deriving the ELBO.
+    """
+    return log_mean_exp(log_w, dim=dim)
+
+
+# --- Building a VAE: the loss, and likelihoods in bits ---------------------------------
+def elbo(
+    x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0
+) -> torch.Tensor:
+    r"""The evidence lower bound with a Bernoulli decoder, per example.
+
+    .. math:: \mathcal L(x) = \mathbb E_{q(z\mid x)}[\log p(x\mid z)]
+       - \beta\,\mathrm{KL}(q(z\mid x)\,\|\,p(z)) \le \log p(x) \quad(\beta = 1)
+
+    with the expectation estimated by the one sample of ``z`` that produced
+    ``logits``. Returns ``(N,)`` in nats (higher is better); the training loss is
+    ``-elbo(...).mean()``: summed over pixels, averaged over the batch.
+    Chapter: Building a VAE.
+    """
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0 (it weighs the KL term), got {beta}")
+    if x.shape[0] != mu.shape[0]:
+        raise ValueError(f"batch sizes differ: x has {x.shape[0]} rows, mu has {mu.shape[0]}")
+    return bernoulli_log_likelihood(x, logits) - beta * gaussian_kl(mu, logvar)
 
 
 def vae_loss(
@@ -311,11 +287,36 @@ def vae_loss(
     return recon + beta * kl_term, recon, kl_dims.sum()
 
 
+def bits_per_dim(nll_nats: float | torch.Tensor, num_dims: int = 784) -> float | torch.Tensor:
+    r"""Convert a negative log-likelihood in nats per image to bits per dimension.
+
+    .. math:: \text{bits/dim} = \frac{\text{NLL}}{D \log 2}
+    """
+    if num_dims <= 0:
+        raise ValueError(f"num_dims must be positive, got {num_dims}")
+    return nll_nats / (num_dims * math.log(2))
+
+
+# --- Exploring the latent space: the KL per dimension ----------------------------------
+def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    r"""The Gaussian KL to :math:`\mathcal N(0, I)` per latent dimension, ``(N, d)`` (nats).
+
+    .. math:: \mathrm{KL}_j = \tfrac12\big(\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1\big)
+
+    Its sum over ``j`` is `gaussian_kl`. Averaged over the data, it shows
+    which units carry information (posterior collapse). Chapter: Exploring the latent space.
+    """
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)
+
+
 # ===========================================================================
-# Part III: GANs (minimax, non-saturating, Wasserstein + gradient penalty, hinge)
+# Part III: GANs
 # ===========================================================================
 # All take the discriminator's *logits* (or the critic's scores), never probabilities:
 # log D = -softplus(-l) and log(1 - D) = -softplus(l) are stable where log(sigmoid) is not.
+# --- Deriving the GAN objective: minimax and non-saturating ----------------------------
 def d_loss_minimax(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     r"""The discriminator's loss: minus the value of the game.
 
@@ -350,6 +351,7 @@ def g_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()
 
 
+# --- Making GANs train: Wasserstein with gradient penalty, hinge -----------------------
 def d_loss_wasserstein(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
     r"""The WGAN critic's loss (the critic maximises the score gap).
 
@@ -365,18 +367,10 @@ def g_loss_wasserstein(fake_scores: torch.Tensor) -> torch.Tensor:
     r"""The WGAN (and hinge) generator's loss.
 
     .. math:: \mathcal L_G = -\mathbb E_z[f(G(z))]
+
+    Chapter: Making GANs train.
     """
     return -fake_scores.mean()
-
-
-def d_loss_hinge(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    r"""The hinge loss for the discriminator.
-
-    .. math:: \mathcal L_D = \mathbb E_x[\max(0, 1 - f(x))] + \mathbb E_z[\max(0, 1 + f(G(z)))]
-
-    The generator uses `g_loss_wasserstein` (:math:`-\mathbb E f(G(z))`). Lim & Ye (2017).
-    """
-    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
 
 
 def gradient_penalty(
@@ -402,16 +396,33 @@ def gradient_penalty(
     return ((grad_norms - 1) ** 2).mean(), grad_norms.detach()
 
 
+def d_loss_hinge(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    r"""The hinge loss for the discriminator.
+
+    .. math:: \mathcal L_D = \mathbb E_x[\max(0, 1 - f(x))] + \mathbb E_z[\max(0, 1 + f(G(z)))]
+
+    The generator uses `g_loss_wasserstein` (:math:`-\mathbb E f(G(z))`). Lim & Ye (2017). Chapter: Making GANs train.
+    """
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+# --- One table of every loss -----------------------------------------------------------
+#: Every GAN loss of the book by name: ``(d_loss, g_loss)``. ``"wasserstein_gp"`` is the
+#: critic loss alone: the training loop adds ``gp_weight`` times `gradient_penalty`.
 GAN_LOSSES = {
     "minimax": (d_loss_minimax, g_loss_saturating),
     "non_saturating": (d_loss_minimax, g_loss_nonsaturating),
-    "wasserstein": (d_loss_wasserstein, g_loss_wasserstein),
+    "wasserstein_gp": (d_loss_wasserstein, g_loss_wasserstein),
     "hinge": (d_loss_hinge, g_loss_wasserstein),
 }
 
+#: The losses whose discriminator outputs a logit, read as the probability :math:`D(x) = \sigma(\ell(x))`;
+#: the others output an unbounded critic score :math:`f(x)`.
+PROBABILITY_LOSSES = ("minimax", "non_saturating")
+
 
 def gan_losses(name: str):
-    """``(d_loss, g_loss)`` for a loss name: one of ``GAN_LOSSES``'s keys."""
+    """``(d_loss, g_loss)`` for a loss name, one of `GAN_LOSSES`'s keys, or a clear error."""
     if name not in GAN_LOSSES:
-        raise ValueError(f"unknown GAN loss {name!r}; choose one of {sorted(GAN_LOSSES)}")
+        raise ValueError(f"unknown GAN loss {name!r}; choose one of {list(GAN_LOSSES)}")
     return GAN_LOSSES[name]

@@ -3,15 +3,8 @@
 Chapters: Part II (VAEs), Part III (GANs), Part IV (the domain classifier lives in
 `metrics`). Images are ``(N, 1, 28, 28)``.
 
-Every model that ships as a checkpoint is registered here with `register_model`,
-so that `load_model(name)` can rebuild it from ``weights/MANIFEST.json`` alone.
-A shipped model's manifest entry has (besides the file, sha256 and command):
-
-- ``"class"``: the registered class name; ``"config"``: its constructor's keyword arguments;
-- ``"family"``: ``"vae"``, ``"gan"`` or ``"classifier"``;
-- ``"cost"``: ``{"seconds": ..., "device": ..., "steps": ...}``; ``"metrics"``: a dict.
-
-The checkpoint file itself is ``{"model": state_dict, "config": config}``.
+The shipped checkpoints of these classes are rebuilt by name with
+`genimg_lib.checkpoints.load_model`; `genimg_lib.recipes` says how each one was trained.
 
 Every *generative* model implements
 ``sample(num_samples, generator=None, y=None) -> Tensor``, returning images in
@@ -25,40 +18,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genimg_lib.checkpoints import load_shipped, read_manifest
-
-MODEL_CLASSES: dict[str, type[nn.Module]] = {}
-
-
-def register_model(cls: type[nn.Module]) -> type[nn.Module]:
-    """Class decorator: make ``cls`` rebuildable by name from the manifest."""
-    if cls.__name__ in MODEL_CLASSES and MODEL_CLASSES[cls.__name__] is not cls:
-        raise ValueError(f"a different model class is already registered as {cls.__name__!r}")
-    MODEL_CLASSES[cls.__name__] = cls
-    return cls
+from genimg_lib.data import IMAGE_SHAPE, check_images
+from genimg_lib.losses import bernoulli_log_likelihood, iwae_bound, log_normal_diag
 
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def load_model(name: str, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a shipped model from the manifest, load its verified weights, set eval mode."""
-    manifest = read_manifest()
-    if name not in manifest:
-        raise ValueError(f"no shipped model named {name!r}; available: {sorted(manifest) or 'none yet'}")
-    entry = manifest[name]
-    cls_name = entry.get("class")
-    if cls_name not in MODEL_CLASSES:
-        raise ValueError(
-            f"shipped model {name!r} needs class {cls_name!r}, which is not registered; "
-            f"registered: {sorted(MODEL_CLASSES)}"
-        )
-    model = MODEL_CLASSES[cls_name](**entry.get("config", {}))
-    state = load_shipped(name, map_location=device)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
 
 
 # ===========================================================================
@@ -67,7 +33,6 @@ def load_model(name: str, device: str | torch.device = "cpu") -> nn.Module:
 # The VAE's pieces, in the order the chapter "Building a VAE step by step" writes them:
 # reparameterize, the encoders (x -> mu, logvar), the decoders (z -> logits), then the
 # two models. Images are binary or grey levels in [0, 1]; decoders return Bernoulli logits.
-IMAGE_SHAPE = (1, 28, 28)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -92,11 +57,13 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
     return mu + torch.exp(0.5 * logvar) * eps
 
 
-def _check_images(x: torch.Tensor, who: str) -> None:
-    if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-        raise ValueError(
-            f"{who} expects images of shape (N, 1, 28, 28), got {tuple(x.shape)}; "
-            "add the channel axis with x.unsqueeze(1) or load the data with load_mnist5k"
+def _check_dtype(t: torch.Tensor, model: nn.Module, what: str) -> None:
+    """Refuse a tensor whose dtype differs from the model's weights (float64 input to a float32 model)."""
+    dtype = next(model.parameters()).dtype
+    if t.dtype != dtype:
+        raise TypeError(
+            f"{type(model).__name__}.{what}: the model's weights are {dtype} but the input is {t.dtype}; "
+            f"convert the input with .to({dtype})"
         )
 
 
@@ -253,13 +220,15 @@ class VAEBase(nn.Module):
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``(N, 1, 28, 28)`` in [0, 1] -> ``(mu, logvar)`` of :math:`q(z\\mid x)`, each ``(N, z_dim)``."""
-        _check_images(x, type(self).__name__)
+        check_images(x, (0.0, 1.0), f"{type(self).__name__}.encode(x)")
+        _check_dtype(x, self, "encode(x)")
         return self.encoder(x, _one_hot(y, self.num_classes, x.shape[0], x.device))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """``z`` ``(N, z_dim)`` -> Bernoulli logits ``(N, 1, 28, 28)``."""
         if z.dim() != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"expected latents of shape (N, {self.z_dim}), got {tuple(z.shape)}")
+        _check_dtype(z, self, "decode(z)")
         return self.decoder(z, _one_hot(y, self.num_classes, z.shape[0], z.device))
 
     def forward(
@@ -321,9 +290,7 @@ class VAEBase(nn.Module):
         [0, 1] (binary for a true likelihood). Test NLL is ``-estimate_log_px(x).mean()``.
         Chapter: Building a VAE step by step.
         """
-        from genimg_lib.losses import bernoulli_log_likelihood, iwae_bound, log_normal_diag
-
-        _check_images(x, f"{type(self).__name__}.estimate_log_px")
+        check_images(x, (0.0, 1.0), f"{type(self).__name__}.estimate_log_px(x)")
         if x.numel() and (x.min() < 0 or x.max() > 1):
             raise ValueError(
                 f"a Bernoulli likelihood needs images in [0, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]"
@@ -354,7 +321,6 @@ class VAEBase(nn.Module):
         return torch.cat(out)
 
 
-@register_model
 class VAE(VAEBase):
     r"""A variational autoencoder with a Bernoulli decoder and a standard normal prior.
 
@@ -371,7 +337,6 @@ class VAE(VAEBase):
         super().__init__(z_dim, arch, hidden_dims, channels)
 
 
-@register_model
 class CVAE(VAEBase):
     r"""A conditional VAE: encoder and decoder both see the one-hot class label.
 
@@ -415,30 +380,30 @@ class MLPGenerator(nn.Module):
     r"""A generator for 2-D toy data: :math:`x = G(z)`, :math:`z \sim \mathcal N(0, I_{d_z})`.
 
     A plain MLP with ReLU activations and a linear output layer (the toys are not
-    bounded, so no tanh). Shapes: ``z`` is ``(N, latent_dim)``; returns ``(N, data_dim)``.
+    bounded, so no tanh). Shapes: ``z`` is ``(N, z_dim)``; returns ``(N, data_dim)``.
 
     Unlike the image models, `sample` returns *points*, ``(N, data_dim)``, not images:
     this model is only for the toys of "A GAN you can watch".
     """
 
-    def __init__(self, latent_dim: int = 2, hidden_dim: int = 128, num_layers: int = 3, data_dim: int = 2) -> None:
+    def __init__(self, z_dim: int = 2, hidden_dim: int = 128, num_layers: int = 3, data_dim: int = 2) -> None:
         super().__init__()
-        self.latent_dim, self.data_dim = latent_dim, data_dim
-        self.net = _mlp(latent_dim, hidden_dim, num_layers, data_dim, slope=0.0)
+        self.z_dim, self.data_dim, self.num_classes = z_dim, data_dim, 0
+        self.net = _mlp(z_dim, hidden_dim, num_layers, data_dim, slope=0.0)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Map latent codes ``(N, latent_dim)`` to points ``(N, data_dim)``."""
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+        """Map latent codes ``(N, z_dim)`` to points ``(N, data_dim)``."""
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(
-                f"MLPGenerator expects z of shape (N, {self.latent_dim}), got {tuple(z.shape)}; "
-                f"draw it with torch.randn(N, {self.latent_dim}) or use G.sample(N)"
+                f"MLPGenerator expects z of shape (N, {self.z_dim}), got {tuple(z.shape)}; "
+                f"draw it with torch.randn(N, {self.z_dim}) or use G.sample(N)"
             )
         return self.net(z)
 
     def sample(self, num_samples: int, generator: torch.Generator | None = None, y: None = None) -> torch.Tensor:
         """Draw ``num_samples`` points ``(N, data_dim)`` (``y`` is unused: unconditional)."""
         device = next(self.parameters()).device
-        z = torch.randn(num_samples, self.latent_dim, generator=generator,
+        z = torch.randn(num_samples, self.z_dim, generator=generator,
                         device=generator.device if generator is not None else device)
         with torch.no_grad():
             return self(z.to(device))
@@ -482,19 +447,12 @@ def check_tanh_range(x: torch.Tensor, what: str = "real images") -> None:
     background pixels alone (real 0, fake near -1), and training learns nothing useful.
     Chapter: DCGAN step by step.
     """
-    if x.numel() == 0:
-        return
-    lo, hi = x.min().item(), x.max().item()
-    if lo < -1.0 - 1e-4 or hi > 1.0 + 1e-4:
+    check_images(x, (-1.0, 1.0), what, shape=None)
+    if x.numel() and x.min().item() >= 0.0:
         raise ValueError(
-            f"{what} must lie in [-1, 1] to match the generator's tanh output, got values in "
-            f"[{lo:.3g}, {hi:.3g}]; load MNIST with load_mnist5k(value_range=(-1, 1))"
-        )
-    if lo >= 0.0:
-        raise ValueError(
-            f"{what} are all >= 0 (range [{lo:.3g}, {hi:.3g}]): this looks like images in [0, 1], "
-            "but the generator's tanh produces [-1, 1] (background -1). The discriminator would "
-            "separate real from fake by the background value alone. Load MNIST with "
+            f"{what} are all >= 0 (range [{x.min().item():.3g}, {x.max().item():.3g}]): this looks like "
+            "images in [0, 1], but the generator's tanh produces [-1, 1] (background -1). The discriminator "
+            "would separate real from fake by the background value alone. Load MNIST with "
             "load_mnist5k(value_range=(-1, 1)) or map x -> 2x - 1"
         )
 
@@ -609,7 +567,6 @@ class DCGANDiscriminator(nn.Module):
         return out
 
 
-@register_model
 class DCGAN(nn.Module):
     """A generator and its discriminator in one module, so one checkpoint holds both.
 

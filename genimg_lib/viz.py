@@ -18,6 +18,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import HTML, Code
+from matplotlib import animation
 
 #: The book's matplotlib style: small, readable, no chart junk.
 STYLE = {
@@ -242,9 +244,6 @@ def animation_html(
     It plays on the static website with no kernel. ``update(i)`` redraws frame ``i``.
     The figure is closed so that it is not also shown as a still image.
     """
-    from IPython.display import HTML
-    from matplotlib import animation
-
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
     anim = animation.FuncAnimation(fig, update, frames=num_frames, interval=interval)
@@ -259,6 +258,4 @@ def animation_html(
 
 def show_source(obj) -> object:
     """Show the source of a library function or class on the page, highlighted."""
-    from IPython.display import Code
-
     return Code(inspect.getsource(obj), language="python")

@@ -1,0 +1,350 @@
+"""How each shipped checkpoint is made: its recipe, the run, and shipping the result safely.
+
+Chapters: every chapter that loads a shipped model shows its recipe and reproduces it
+with ``RETRAIN = True``. The library's loops (`genimg_lib.train`) know nothing of these
+choices; this module holds them, so that a reader finds in one place what each file in
+``genimg_lib/weights/`` is and how to make it again:
+
+- `RECIPES`: one entry per shipped name (the manifest's names), with its model
+  configuration and training settings;
+- `run_recipe`: train (and evaluate) one recipe from scratch and return a `Run`;
+- `save_run`: write a `Run` to a folder and record it in that folder's manifest, in
+  the safe order: validate, train, evaluate, write a temporary file, check that it loads
+  back, rename it into place, and only then register it.
+
+The command line (``python -m genimg_lib train NAME --out DIR`` or ``--ship``,
+`genimg_lib.cli`) is a thin layer over these two functions.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from genimg_lib.checkpoints import MANIFEST_PATH, WEIGHTS_DIR, register_shipped, save_checkpoint
+from genimg_lib.classifier import MNISTClassifier, classifier_accuracy, train_classifier
+from genimg_lib.data import infinite_batches, load_mnist5k, make_loader
+from genimg_lib.device import get_device
+from genimg_lib.measures import evaluate_vae
+from genimg_lib.models import CVAE, DCGAN, VAE, count_parameters
+from genimg_lib.train import History, train_gan, train_vae
+
+# ---------------------------------------------------------------------------
+# The recipes, by shipped name
+# ---------------------------------------------------------------------------
+RECIPES: dict[str, dict[str, Any]] = {
+    # --- Part II: VAEs (Building a VAE; Exploring the latent space) ------------------------
+    "vae_conv_z16": dict(
+        kind="vae", cls="VAE", model=dict(z_dim=16, arch="conv", channels=32),
+        train=dict(num_steps=4000, batch_size=128, lr=1e-3), iwae_k=1000,
+    ),
+    "vae_mlp_z2": dict(
+        kind="vae", cls="VAE", model=dict(z_dim=2, arch="mlp", hidden_dims=[256]),
+        train=dict(num_steps=3000, batch_size=128, lr=1e-3), iwae_k=100,
+    ),
+    "cvae_z8": dict(
+        kind="vae", cls="CVAE", model=dict(z_dim=8, arch="conv", channels=32, num_classes=10),
+        train=dict(num_steps=3000, batch_size=128, lr=1e-3), iwae_k=100,
+    ),
+    # Not a model: the results of the short runs behind "Exploring the latent space"
+    # (a beta sweep and a posterior-collapse study), stored as tensors in one small file.
+    "vae_latent_study": dict(
+        kind="vae_study",
+        sweep=dict(betas=[0.1, 0.3, 1.0, 3.0, 10.0], model=dict(z_dim=16, arch="mlp", hidden_dims=[256]),
+                   train=dict(num_steps=1000, batch_size=128, lr=1e-3)),
+        collapse=dict(model=dict(z_dim=32, arch="mlp", hidden_dims=[256]),
+                      train=dict(num_steps=1000, batch_size=128, lr=1e-3, beta=4.0),
+                      runs={"plain": {}, "kl_warmup": dict(kl_warmup_steps=500), "free_bits": dict(free_bits=0.5)}),
+        iwae_k=100,
+    ),
+    # --- Part III: GANs (DCGAN step by step; Making GANs train) ----------------------------
+    # Radford et al. (2016): non-saturating loss, Adam(2e-4, betas=(0.5, 0.999)).
+    "gan_dcgan": dict(
+        kind="gan", model=dict(z_dim=64, width=32), loss="non_saturating", n_critic=1, lr_G=2e-4, lr_D=2e-4,
+        betas=(0.5, 0.999), num_steps=1500, batch_size=128, conditional=False,
+    ),
+    # Gulrajani et al. (2017): lambda = 10, n_critic = 5, lr 1e-4. Their Algorithm 1 uses Adam
+    # betas (0, 0.9); (0.5, 0.9) is what their MNIST script uses, and what we use.
+    "gan_wgan_gp": dict(
+        kind="gan", model=dict(z_dim=64, width=32), loss="wasserstein_gp", n_critic=5, lr_G=1e-4, lr_D=1e-4,
+        betas=(0.5, 0.9), num_steps=1000, batch_size=64, conditional=False,
+    ),
+    # Mirza & Osindero (2014): the label goes into both G (concatenated to z) and D (projection).
+    "gan_cgan": dict(
+        kind="gan", model=dict(z_dim=64, width=32, num_classes=10), loss="non_saturating", n_critic=1,
+        lr_G=2e-4, lr_D=2e-4, betas=(0.5, 0.999), num_steps=2000, batch_size=128, conditional=True,
+    ),
+    # --- Part IV: the domain classifier (Measuring generative models) ----------------------
+    "classifier": dict(
+        kind="classifier", model=dict(channels=[16, 32], num_features=64),
+        train=dict(num_steps=1500, batch_size=128, lr=2e-3, outlier_weight=0.5),
+    ),
+}
+
+VAE_CLASSES: dict[str, type[nn.Module]] = {"VAE": VAE, "CVAE": CVAE}
+#: The steps at which a GAN recipe stores the samples of its fixed noise (plus the last step).
+GAN_SNAPSHOT_STEPS = (0, 100, 250, 500, 1000)
+
+
+@dataclass
+class Run:
+    """What `run_recipe` produced: the checkpoint to save and the manifest fields that describe it.
+
+    ``state`` is what `save_run` writes (``{"model": state_dict, "config": ...}`` for a
+    model); ``info`` holds the manifest fields other than the file, its sha256 and the
+    command: ``class``, ``config``, ``family``, ``cost`` and ``metrics``.
+    """
+
+    name: str
+    state: dict[str, Any]
+    info: dict[str, Any]
+    model: nn.Module | None = None
+    history: History | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def check_recipe_name(name: str) -> dict[str, Any]:
+    """The recipe ``name`` (a deep copy), or a clear error listing the shipped names."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; the shipped names are {sorted(RECIPES)}")
+    return copy.deepcopy(RECIPES[name])
+
+
+def _check_positive_int(value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+
+
+# ---------------------------------------------------------------------------
+# Running a recipe
+# ---------------------------------------------------------------------------
+def run_recipe(
+    name: str,
+    num_steps: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    iwae_k: int | None = None,
+    log: Callable[[str], None] = print,
+    callback: Callable[[int, History], None] | None = None,
+) -> Run:
+    """Train the shipped model ``name`` from scratch with its recipe, evaluate it, and return the `Run`.
+
+    ``num_steps`` overrides the recipe's training steps (a quick check; the result is
+    then not the shipped model) and ``iwae_k`` the number of importance samples of a
+    VAE's test NLL. Every argument is checked before any training starts. Nothing is
+    written to disk: `save_run` does that. ``log`` receives one-line progress reports.
+    """
+    recipe = check_recipe_name(name)
+    if num_steps is not None:
+        _check_positive_int(num_steps, "num_steps")
+    if iwae_k is not None:
+        _check_positive_int(iwae_k, "iwae_k")
+        if recipe["kind"] not in ("vae", "vae_study"):
+            raise ValueError(f"iwae_k only applies to VAE recipes, not to {name!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    device = get_device(None if device is None else str(device))
+    cost = {"device": str(device), "threads": torch.get_num_threads(),
+            "load_average_at_start": round(os.getloadavg()[0], 1)}  # how busy the machine was: costs are wall time
+    run_one = {"vae": _run_vae, "vae_study": _run_latent_study, "gan": _run_gan, "classifier": _run_classifier}
+    return run_one[recipe["kind"]](name, recipe, num_steps, seed, device, iwae_k, cost, log, callback)
+
+
+def _run_vae(name, recipe, num_steps, seed, device, iwae_k, cost, log, callback) -> Run:
+    train = dict(recipe["train"])
+    if num_steps is not None:
+        train["num_steps"] = num_steps
+    if iwae_k is not None:
+        recipe["iwae_k"] = iwae_k
+    torch.manual_seed(seed)
+    model = VAE_CLASSES[recipe["cls"]](**recipe["model"]).to(device)
+    start = time.perf_counter()
+    history = train_vae(model, seed=seed, device=device, callback=callback, **train)
+    cost.update(seconds=round(time.perf_counter() - start, 1), steps=train["num_steps"], batch_size=train["batch_size"])
+    x_test, y_test = load_mnist5k("test", binarize="static")
+    start = time.perf_counter()
+    metrics = evaluate_vae(model, x_test, y_test if recipe["cls"] == "CVAE" else None, iwae_k=recipe["iwae_k"], seed=seed)
+    metrics.update(eval_seconds=round(time.perf_counter() - start, 1),
+                   train_elbo_last10_logged=history.mean("elbo", last=10), num_parameters=count_parameters(model))
+    log(f"{name}: NLL {metrics['nll_nats']:.2f} nats = {metrics['bits_per_dim']:.4f} bits/dim "
+        f"(K = {recipe['iwae_k']}), {cost['seconds']:.0f} s of training")
+    state = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": recipe["model"]}
+    info = {"class": recipe["cls"], "family": "vae", "config": recipe["model"], "training": train,
+            "cost": cost, "metrics": metrics}
+    return Run(name, state, info, model.eval(), history)
+
+
+def _run_latent_study(name, recipe, num_steps, seed, device, iwae_k, cost, log, callback) -> Run:
+    """The beta sweep and the collapse runs of "Exploring the latent space": tensors to save, summary metrics."""
+    if iwae_k is not None:
+        recipe["iwae_k"] = iwae_k
+    x_test, _ = load_mnist5k("test", binarize="static")
+    x_show = x_test[:8]
+    start = time.perf_counter()
+    out: dict[str, Any] = {"betas": torch.tensor(recipe["sweep"]["betas"])}
+    rates, dists, nlls, samples, recons, kl_dims, mu_vars = [], [], [], [], [], [], []
+    for beta in recipe["sweep"]["betas"]:
+        torch.manual_seed(seed)
+        model = VAE(**recipe["sweep"]["model"]).to(device)
+        train = dict(recipe["sweep"]["train"], **({"num_steps": num_steps} if num_steps else {}))
+        train_vae(model, beta=beta, seed=seed, show_progress=False, **train)
+        m = evaluate_vae(model, x_test, iwae_k=recipe["iwae_k"], seed=seed)
+        log(f"  beta={beta:g}: rate {m['rate']:.2f}, distortion {m['distortion']:.2f}, NLL {m['nll_nats']:.2f}")
+        rates.append(m["rate"]), dists.append(m["distortion"]), nlls.append(m["nll_nats"])
+        kl_dims.append(torch.tensor(m["kl_per_dim"])), mu_vars.append(torch.tensor(m["mu_var_per_dim"]))
+        samples.append(model.sample(16, generator=torch.Generator().manual_seed(seed)).cpu())
+        with torch.no_grad():
+            mu, _ = model.encode(x_show.to(device))
+            recons.append(torch.sigmoid(model.decode(mu)).cpu())
+    out.update(rate=torch.tensor(rates), distortion=torch.tensor(dists), nll=torch.tensor(nlls),
+               samples=torch.stack(samples).half(), recons=torch.stack(recons).half(), x_show=x_show.half(),
+               kl_per_dim=torch.stack(kl_dims), mu_var_per_dim=torch.stack(mu_vars))
+    runs = recipe["collapse"]["runs"]
+    out["collapse_runs"] = list(runs)
+    for run_name, extra in runs.items():
+        torch.manual_seed(seed)
+        model = VAE(**recipe["collapse"]["model"]).to(device)
+        train = dict(recipe["collapse"]["train"], **({"num_steps": num_steps} if num_steps else {}))
+        history = train_vae(model, seed=seed, show_progress=False, **train, **extra)
+        m = evaluate_vae(model, x_test, iwae_k=recipe["iwae_k"], seed=seed)
+        log(f"  collapse {run_name}: active {m['active_units']}, KL {m['rate']:.2f}, NLL {m['nll_nats']:.2f}")
+        out[f"collapse_{run_name}"] = {
+            "kl_per_dim": torch.tensor(m["kl_per_dim"]),
+            "mu_var_per_dim": torch.tensor(m["mu_var_per_dim"]),
+            "metrics": torch.tensor([m["active_units"], m["rate"], m["distortion"], m["elbo_nats"], m["nll_nats"]]),
+            "kl_curve": torch.tensor(history["kl"]),
+            "kl_curve_steps": torch.tensor(history.steps("kl")),
+        }
+    out["collapse_metric_names"] = ["active_units", "rate", "distortion", "elbo_nats", "nll_nats"]
+    metrics = {f"beta_{b:g}_nll": n for b, n in zip(recipe["sweep"]["betas"], nlls)}
+    metrics.update({f"{k}_active_units": int(out[f"collapse_{k}"]["metrics"][0]) for k in runs})
+    metrics["iwae_k"] = recipe["iwae_k"]
+    steps = num_steps or recipe["sweep"]["train"]["num_steps"]
+    cost.update(seconds=round(time.perf_counter() - start, 1), steps=steps * (len(recipe["sweep"]["betas"]) + len(runs)))
+    config = {k: v for k, v in recipe.items() if k != "kind"}
+    return Run(name, {"results": out, "config": config}, {"family": "results", "config": config, "cost": cost,
+                                                          "metrics": metrics})
+
+
+def fixed_noise(model: DCGAN, seed: int = 1234) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The fixed noise (and labels) whose samples a GAN recipe stores as it trains.
+
+    64 draws for an unconditional model (an 8x8 grid); 60 for a conditional one, with
+    labels ``0..9`` repeated so that a grid of 10 columns has one class per column.
+    """
+    g = torch.Generator().manual_seed(seed)
+    if model.num_classes:
+        return torch.randn(60, model.z_dim, generator=g), torch.arange(model.num_classes).repeat(60 // model.num_classes)
+    return torch.randn(64, model.z_dim, generator=g), None
+
+
+def _run_gan(name, recipe, num_steps, seed, device, iwae_k, cost, log, callback) -> Run:
+    steps = recipe["num_steps"] if num_steps is None else num_steps
+    torch.manual_seed(seed)
+    x, y = load_mnist5k("train", value_range=(-1, 1))
+    batches = infinite_batches(make_loader(x, y, batch_size=recipe["batch_size"], seed=seed))
+    model = DCGAN(**recipe["model"]).to(device)
+    z_fixed, y_fixed = fixed_noise(model)
+    shot_steps, shots = [], []
+
+    def snapshot(step: int) -> None:
+        was_training = model.G.training
+        model.G.eval()
+        with torch.no_grad():
+            labels = () if y_fixed is None else (y_fixed.to(device),)
+            img = (model.G(z_fixed.to(device), *labels) + 1) / 2
+        model.G.train(was_training)
+        shot_steps.append(step)
+        shots.append((img.clamp(0, 1) * 255).round().to(torch.uint8).cpu())
+
+    def every_step(step: int, history: History) -> None:
+        if step in GAN_SNAPSHOT_STEPS:
+            snapshot(step)
+        if callback is not None:
+            callback(step, history)
+
+    snapshot(0)
+    start = time.perf_counter()
+    history = train_gan(model.G, model.D, batches, steps, loss=recipe["loss"], n_critic=recipe["n_critic"],
+                        lr_G=recipe["lr_G"], lr_D=recipe["lr_D"], betas=recipe["betas"],
+                        conditional=recipe["conditional"], callback=every_step,
+                        generator=torch.Generator().manual_seed(seed), desc=name)
+    cost.update(seconds=round(time.perf_counter() - start, 1), steps=steps)
+    if shot_steps[-1] != steps:
+        snapshot(steps)
+    model.eval()
+    snapshots = {"steps": torch.tensor(shot_steps), "images": torch.stack(shots)}
+    log(f"{name}: {steps} steps in {cost['seconds']:.0f} s on {device}")
+    training = {k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe.items() if k not in ("kind", "model")}
+    training["num_steps"] = steps
+    state = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": recipe["model"],
+             "history": history.state_dict(), "snapshots": snapshots}
+    info = {"class": "DCGAN", "config": recipe["model"], "family": "gan", "training": training, "cost": cost,
+            "metrics": {}}
+    return Run(name, state, info, model, history, {"snapshots": snapshots})
+
+
+def _run_classifier(name, recipe, num_steps, seed, device, iwae_k, cost, log, callback) -> Run:
+    train = dict(recipe["train"])
+    if num_steps is not None:
+        train["num_steps"] = num_steps
+
+    def report(step: int, history: History) -> None:
+        log(f"step {step:5d}  loss {history.last('loss'):.4f}  train acc {history.last('acc'):.4f}")
+        if callback is not None:
+            callback(step, history)
+
+    start = time.perf_counter()
+    model, history = train_classifier(seed=seed, channels=tuple(recipe["model"]["channels"]),
+                                      num_features=recipe["model"]["num_features"], device=device,
+                                      callback=report, **train)
+    cost.update(seconds=round(time.perf_counter() - start, 1), steps=train["num_steps"])
+    config = dict(recipe["model"], feature_scale=model.feature_scale)
+    x_test, y_test = load_mnist5k("test")
+    accuracy = classifier_accuracy(model, x_test, y_test)
+    log(f"{name}: test accuracy {100 * accuracy:.2f} %, feature scale {model.feature_scale}")
+    state = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": config}
+    info = {"class": MNISTClassifier.__name__, "config": config, "family": "classifier", "training": train,
+            "cost": cost, "metrics": {"test_accuracy": round(accuracy, 4), "parameters": count_parameters(model)}}
+    return Run(name, state, info, model, history)
+
+
+# ---------------------------------------------------------------------------
+# Saving a run: never over the shipped weights unless asked
+# ---------------------------------------------------------------------------
+def recipe_command(name: str, num_steps: int | None = None, seed: int = 0, iwae_k: int | None = None) -> str:
+    """The command line that makes ``name`` again (what the manifest records)."""
+    extra = "".join(f" --{k} {v}" for k, v in (("steps", num_steps), ("iwae-k", iwae_k)) if v is not None)
+    return f"python -m genimg_lib train {name} --ship{extra}" + (f" --seed {seed}" if seed else "")
+
+
+def save_run(run: Run, out_dir: str | Path, command: str, ship: bool = False) -> dict[str, Any]:
+    """Write ``run`` to ``out_dir/<name>.pt`` and record it in ``out_dir/MANIFEST.json``; return the entry.
+
+    The checkpoint is written atomically (`genimg_lib.checkpoints.save_checkpoint`: a
+    temporary file, read back, then renamed), and registered only afterwards, so the
+    manifest never lists a file that is not complete. Writing into the package's own
+    weights folder is refused unless ``ship=True`` (the command line's ``--ship``): a
+    quick run never replaces a shipped model by accident. A model trained into another
+    folder loads with ``load_model(name, manifest_path=out_dir / "MANIFEST.json")``.
+    """
+    out_dir = Path(out_dir).expanduser()
+    into_package = out_dir.resolve() == WEIGHTS_DIR.resolve()
+    if into_package and not ship:
+        raise PermissionError(
+            f"{out_dir} holds the book's shipped weights; a run writes there only when asked to ship "
+            "(python -m genimg_lib train NAME --ship). Choose another folder with --out DIR"
+        )
+    if ship and not into_package:
+        raise ValueError(f"ship=True writes into {WEIGHTS_DIR}, not {out_dir}")
+    path = out_dir / f"{run.name}.pt"
+    save_checkpoint(run.state, path)
+    manifest_path = MANIFEST_PATH if into_package else out_dir / "MANIFEST.json"
+    return register_shipped(run.name, path, command, manifest_path=manifest_path, **run.info)
