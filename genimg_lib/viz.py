@@ -21,17 +21,27 @@ import torch
 from IPython.display import HTML, Code
 from matplotlib import animation
 
-#: The book's matplotlib style: small, readable, no chart junk.
+#: The width of the website's text column in inches at the book's 100 dpi (680 px): a
+#: figure drawn wider is shrunk on the page until its labels are unreadable.
+COLUMN_WIDTH = 6.8
+
+#: The book's matplotlib style: sized for the column, readable, no chart junk. At 100 dpi
+#: a figure of `COLUMN_WIDTH` inches is shown at its native size, so 9-11 pt text stays
+#: 12-15 px on screen.
 STYLE = {
     "figure.dpi": 100,
     "savefig.dpi": 100,
-    "figure.figsize": (6.0, 4.0),
+    "figure.figsize": (COLUMN_WIDTH, 3.4),
+    "font.size": 10,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.titlesize": 11,
     "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
     "legend.frameon": False,
     "image.cmap": "gray",
     "animation.embed_limit": 40.0,  # MB; the default 20 is too small for some animations
@@ -48,6 +58,22 @@ def set_style() -> None:
 
 
 set_style()
+
+
+def figsize(height: float, width: float = COLUMN_WIDTH) -> tuple[float, float]:
+    """A figure size that fits the column: ``(width, height)`` in inches, ``width`` at most `COLUMN_WIDTH`.
+
+    Use it for every figure, e.g. ``plt.subplots(1, 2, figsize=viz.figsize(3.0))``; a
+    grid of panels that would need more width is split into several figures instead.
+    """
+    if width > COLUMN_WIDTH + 1e-9:
+        raise ValueError(
+            f"a figure {width} inches wide is shrunk on the page below its labels' readable size; "
+            f"use at most COLUMN_WIDTH = {COLUMN_WIDTH} inches, and split wide panel grids"
+        )
+    if height <= 0:
+        raise ValueError(f"height must be positive, got {height}")
+    return (width, height)
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -117,7 +143,7 @@ def show_images(
     grid = image_grid(x, nrow=nrow, value_range=value_range)
     if ax is None:
         h, w = grid.shape[:2]
-        size = scale * nrow
+        size = min(scale * nrow, COLUMN_WIDTH)
         _, ax = plt.subplots(figsize=(size, size * h / w + (0.3 if title else 0)))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
@@ -256,6 +282,11 @@ def animation_html(
     return HTML(html)
 
 
-def show_source(obj) -> object:
-    """Show the source of a library function or class on the page, highlighted."""
+def show_source(obj) -> Code:
+    """Show the source of a library function or class on the page, highlighted.
+
+    The chapters use it wherever they introduce a library function they did not write
+    inline first, so that the code behind every call is one look away, e.g.
+    ``viz.show_source(genimg_lib.train.train_vae)``. The docstring is kept: it states the math.
+    """
     return Code(inspect.getsource(obj), language="python")
