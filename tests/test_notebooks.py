@@ -114,12 +114,103 @@ def test_chapter_structure(nb_path):
     for phrase in ("Run time", "What you will learn", "Prerequisites"):
         assert phrase in markdown[0], f"{nb_path.name}: the title cell must state '{phrase}'"
     text = "\n".join(markdown)
-    for heading in ("## Summary", "## Exercises"):
+    for heading in ("## Summary", "## Exercises", "## Solutions"):
         assert heading in text, f"{nb_path.name}: missing '{heading}'"
-    assert ":class: dropdown" in text, f"{nb_path.name}: solutions belong behind a dropdown toggle"
-    assert "exercises import check" in source(code_cells(nb)[0]) or "check(" in "".join(
-        source(c) for c in code_cells(nb)
-    ), f"{nb_path.name}: exercises are graded with genimg_lib.exercises.check"
+    assert ":::{admonition}" not in text, f"{nb_path.name}: admonitions do not fold in JupyterLab or Colab; use <details>"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_follow_the_convention(nb_path):
+    """Blank exercise cells with the chapter's checker keys, then folded solutions (CONTRIBUTING.md)."""
+    from genimg_lib.exercises import checker_keys
+
+    nb = load(nb_path)
+    chapter = nb_path.stem
+    cells = nb["cells"]
+    exercise = [c for c in cells if "exercise" in tags(c)]
+    solution = [c for c in cells if "solution" in tags(c)]
+    keys = checker_keys(chapter)
+    assert keys, f"{nb_path.name}: no checker is registered for this chapter in genimg_lib.exercises"
+    in_exercises = re.findall(r'check\("([^"]+)"', "".join(source(c) for c in exercise))
+    assert in_exercises == keys, f"{nb_path.name}: exercise cells check {in_exercises}, the chapter's checkers are {keys}"
+    for cell in exercise:
+        assert cell["cell_type"] == "code" and re.search(r"= \.\.\.\s*$", source(cell), re.M), (
+            f"{nb_path.name}: an exercise cell must hold a blank 'answer_n = ...'"
+        )
+        printed = "".join(o.get("text", "") for o in cell.get("outputs", []))
+        assert "not answered yet" in printed, f"{nb_path.name}: a blank exercise must print 'not answered yet'"
+    md = [c for c in solution if c["cell_type"] == "markdown"]
+    code = [c for c in solution if c["cell_type"] == "code"]
+    assert len(md) == 1 and len(code) == 1, f"{nb_path.name}: one solution text and one solution code cell"
+    assert source(md[0]).lstrip().startswith("<details>") and source(md[0]).rstrip().endswith("</details>"), (
+        f"{nb_path.name}: the solution text sits inside <details>...</details>, which folds everywhere"
+    )
+    meta = code[0]["metadata"]
+    assert "hide-input" in tags(code[0]) and meta.get("jupyter", {}).get("source_hidden") is True, (
+        f"{nb_path.name}: the solution code is folded on the website (hide-input) and in JupyterLab (source_hidden)"
+    )
+    assert meta.get("cellView") == "form" and source(code[0]).startswith("# @title"), (
+        f"{nb_path.name}: the solution code is folded in Colab (cellView form, # @title)"
+    )
+    solved = re.findall(r'check\("([^"]+)"', source(code[0]))
+    assert solved == keys, f"{nb_path.name}: the solution cell checks {solved}, expected {keys}"
+    printed = "".join(o.get("text", "") for o in code[0].get("outputs", []))
+    assert printed.count(": correct.") == len(keys), f"{nb_path.name}: every solution must grade correct"
+    index = cells.index(code[0])
+    assert not [c for c in cells[index + 1:] if c["cell_type"] == "code"], (
+        f"{nb_path.name}: no code after the solutions (it would print an answer in plain view)"
+    )
+    for cell in code_cells(nb):
+        for out in cell.get("outputs", []):
+            assert "".join(out.get("data", {}).get("text/plain", "")) not in ("True", "False"), (
+                f"{nb_path.name}: a stray True/False is displayed (end the cell with a print or a semicolon)"
+            )
+
+
+def _png_widths(cell: dict) -> list[int]:
+    import base64
+    import struct
+
+    widths = []
+    for out in cell.get("outputs", []):
+        png = out.get("data", {}).get("image/png")
+        if png:
+            raw = base64.b64decode(png if isinstance(png, str) else "".join(png))
+            widths.append(struct.unpack(">I", raw[16:20])[0])  # the IHDR width
+    return widths
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_pages_fit_the_column(nb_path):
+    """Code and printed output at most 80 characters a line; stored figures at most the column's 690 px."""
+    nb = load(nb_path)
+    wide_code, wide_out, wide_fig = [], [], []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        wide_code += [(i, line) for line in source(cell).splitlines() if len(line) > 80]
+        for out in cell.get("outputs", []):
+            text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else "".join(
+                out.get("data", {}).get("text/plain", "") if "image/png" not in out.get("data", {}) else "")
+            if "widget-view+json" in str(out.get("data", {}).keys()):
+                continue
+            wide_out += [(i, line) for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines() if len(line) > 80]
+        wide_fig += [(i, w) for w in _png_widths(cell) if w > 690]
+    assert not wide_code, f"{nb_path.name}: code lines over 80 characters: {wide_code[:5]}"
+    assert not wide_out, f"{nb_path.name}: output lines over 80 characters: {wide_out[:5]}"
+    assert not wide_fig, f"{nb_path.name}: figures wider than the column (cell, px): {wide_fig}"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_figures_have_captions_and_alt_text(nb_path):
+    nb = load(nb_path)
+    missing = []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code" and _png_widths(cell) and "remove-output" not in tags(cell):
+            mystnb = cell["metadata"].get("mystnb", {})
+            if not (mystnb.get("figure", {}).get("caption") and mystnb.get("image", {}).get("alt")):
+                missing.append(i)
+    assert not missing, f"{nb_path.name}: figure cells without a caption and alt text (mystnb metadata): {missing}"
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
