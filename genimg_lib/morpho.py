@@ -83,10 +83,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+#: The measured attributes, in the order of `measure`'s keys and `measure_table`'s columns.
 ATTRIBUTES = ("slant", "thickness", "width", "height", "area")
+#: The unit of each attribute: degrees, or pixels of the input image.
 UNITS = {"slant": "degrees", "thickness": "px", "width": "px", "height": "px", "area": "px²"}
+#: Upsampling factor before binarizing (the paper's 4).
 SCALE = 4
+#: Ink is an upsampled pixel value at least this (absolute, on [0, 1] images).
 THRESHOLD = 0.5
+#: Fraction of the ink's mass left out of the bounding parallelogram, half on each side.
 BOUND_FRAC = 0.02
 _ROUNDOFF = 1e-4  # pixel values this far outside [0, 1] are float round-off, and clipped
 
