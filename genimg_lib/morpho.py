@@ -83,6 +83,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genimg_lib.data import check_images
+
 #: The measured attributes, in the order of `measure`'s keys and `measure_table`'s columns.
 ATTRIBUTES = ("slant", "thickness", "width", "height", "area")
 #: The unit of each attribute: degrees, or pixels of the input image.
@@ -99,49 +101,28 @@ _ROUNDOFF = 1e-4  # pixel values this far outside [0, 1] are float round-off, an
 # ---------------------------------------------------------------------------
 # Checking the inputs
 # ---------------------------------------------------------------------------
-def _check_images(x: Any, name: str = "x") -> torch.Tensor:
-    """Return ``x`` as float images ``(N, 1, H, W)`` in [0, 1], or raise a clear error."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"{name}: expected a torch.Tensor of images (N, 1, H, W) or one image (H, W), "
-            f"got {type(x).__name__}; convert it with torch.as_tensor({name})"
-        )
-    if x.ndim == 2:
-        x = x[None, None]
-    if x.ndim != 4 or x.shape[1] != 1:
-        hint = f"; add the channel axis with {name}.unsqueeze(1)" if x.ndim == 3 else ""
-        raise ValueError(
-            f"{name}: expected grey images of shape (N, 1, H, W) or one image (H, W), "
-            f"got shape {tuple(x.shape)}{hint}"
-        )
-    if x.shape[-2] < 2 or x.shape[-1] < 2:
-        raise ValueError(f"{name}: images must be at least 2x2 pixels, got {tuple(x.shape[-2:])}")
-    if x.dtype == torch.bool:
-        raise ValueError(
-            f"{name}: expected float pixels in [0, 1], got dtype torch.bool; use {name}.float()"
-        )
-    if not x.is_floating_point():
-        raise ValueError(
-            f"{name}: expected float pixels in [0, 1], got dtype {x.dtype}; "
-            f"use {name}.float() / 255 for 0..255 pixels"
-        )
-    x = x.detach()
-    if x.numel() and not torch.isfinite(x).all():
-        bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten().tolist()
-        raise ValueError(
-            f"{name}: contains NaN or infinite pixels (in image(s) {bad[:5]}"
-            f"{' ...' if len(bad) > 5 else ''}); the model that produced them has diverged, "
-            "or they were divided by zero. Drop or fix those images before measuring"
-        )
-    if x.numel():
-        lo, hi = x.min().item(), x.max().item()
-        if lo < -_ROUNDOFF or hi > 1 + _ROUNDOFF:
-            hint = f" (this looks like [-1, 1]: map it with ({name} + 1) / 2)" if lo < -0.5 else ""
-            hint = " (this looks like 0..255: divide by 255)" if hi > 2 else hint
+def _check_images(x: Any, name: str) -> torch.Tensor:
+    """Return ``x`` as float images ``(N, 1, H, W)`` in [0, 1], or raise a clear error.
+
+    The shapes are checked here (one image ``(H, W)`` is accepted, and any size); the
+    dtype, NaN/inf and the value range by the library's image checker,
+    `genimg_lib.data.check_images`. Round-off within 1e-4 of [0, 1] is clipped.
+    """
+    if isinstance(x, torch.Tensor):
+        if x.ndim == 2:
+            x = x[None, None]
+        if x.ndim != 4 or x.shape[1] != 1:
+            hint = "; add the channel axis with x.unsqueeze(1)" if x.ndim == 3 else ""
             raise ValueError(
-                f"{name}: expected pixels in [0, 1], got values in [{lo:.3g}, {hi:.3g}]{hint}"
+                f"{name}: expected grey images of shape (N, 1, H, W) or one image (H, W), "
+                f"got shape {tuple(x.shape)}{hint}"
             )
-    return x.float().clamp(0.0, 1.0)
+        if x.shape[-2] < 2 or x.shape[-1] < 2:
+            raise ValueError(f"{name}: images must be at least 2x2 pixels, got {tuple(x.shape[-2:])}")
+        if x.dtype == torch.bool:  # the shared checker's fix for bytes (/ 255) would be wrong here
+            raise TypeError(f"{name}: expected float pixels in [0, 1], got dtype torch.bool; use x.float()")
+    check_images(x, (0.0, 1.0), name, shape=None, tolerance=_ROUNDOFF)
+    return x.detach().float().clamp(0.0, 1.0)
 
 
 def _check_options(scale: Any, threshold: Any, bound_frac: Any) -> None:
@@ -170,7 +151,7 @@ def ink(x: torch.Tensor, scale: int = SCALE, threshold: float = THRESHOLD) -> to
     """
     _check_options(scale, threshold, BOUND_FRAC)
     one = isinstance(x, torch.Tensor) and x.ndim == 2
-    b = _ink(_check_images(x), scale, threshold)
+    b = _ink(_check_images(x, "ink(x)"), scale, threshold)
     return b[0, 0] if one else b
 
 
@@ -273,7 +254,7 @@ def measure(
     """
     _check_options(scale, threshold, bound_frac)
     one = isinstance(x, torch.Tensor) and x.ndim == 2
-    x = _check_images(x)
+    x = _check_images(x, "measure(x)")
     device = x.device
     b = _ink(x, scale, threshold)[:, 0]  # (N, sH, sW) bool
     num_images = len(b)

@@ -357,15 +357,15 @@ def test_gradients_and_float64_inputs_are_accepted():
 @pytest.mark.parametrize(
     "bad, error, words",
     [
-        (np.zeros((28, 28)), TypeError, ["torch.Tensor", "ndarray", "torch.as_tensor"]),
+        (np.zeros((28, 28)), TypeError, ["torch.Tensor", "ndarray"]),
         (torch.zeros(5, 28, 28), ValueError, ["(N, 1, H, W)", "(5, 28, 28)", "unsqueeze(1)"]),
         (torch.zeros(5, 3, 28, 28), ValueError, ["(N, 1, H, W)", "(5, 3, 28, 28)"]),
         (torch.zeros(28), ValueError, ["(N, 1, H, W)", "(28,)"]),
         (torch.zeros(2, 1, 1, 28), ValueError, ["at least 2x2"]),
-        (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), ValueError, ["float", "uint8", "/ 255"]),
-        (torch.zeros(2, 1, 28, 28, dtype=torch.bool), ValueError, ["float", "bool", "x.float()"]),
-        (torch.full((2, 1, 28, 28), math.nan), ValueError, ["NaN", "image(s) [0, 1]"]),
-        (torch.zeros(3, 1, 28, 28).index_fill(0, torch.tensor([2]), math.inf), ValueError, ["infinite", "[2]"]),
+        (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), TypeError, ["float", "uint8", "/ 255"]),
+        (torch.zeros(2, 1, 28, 28, dtype=torch.bool), TypeError, ["float", "bool", "x.float()"]),
+        (torch.full((2, 1, 28, 28), math.nan), ValueError, ["NaN", "1568 pixel(s)"]),
+        (torch.zeros(3, 1, 28, 28).index_fill(0, torch.tensor([2]), math.inf), ValueError, ["infinite"]),
         (torch.full((2, 1, 28, 28), 255.0), ValueError, ["[0, 1]", "255", "divide by 255"]),
         (torch.full((2, 1, 28, 28), -1.0), ValueError, ["[0, 1]", "[-1, 1]", "(x + 1) / 2"]),
         (torch.full((2, 1, 28, 28), 1.2), ValueError, ["[0, 1]", "1.2"]),
@@ -375,10 +375,10 @@ def test_bad_images_get_clear_errors(bad, error, words):
     with pytest.raises(error) as info:
         morpho.measure(bad)
     message = str(info.value)
-    assert message.startswith("x:")
+    assert message.startswith("measure(x):")
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
-    with pytest.raises(error):
+    with pytest.raises(error, match=r"^ink\(x\):"):
         morpho.ink(bad)
 
 
