@@ -14,6 +14,7 @@ One module per idea, each readable in one sitting, listed in the order the book 
 - `classifier`: the domain classifier whose features the measures use;
 - `measures`: FID, KID, precision/recall, class coverage and likelihoods;
 - `scoreboard`: every shipped model scored the same way;
+- `morpho`: morphometrics of a digit (slant, thickness, width, height, area), after Morpho-MNIST;
 - `recipes`: how each shipped checkpoint was trained, and shipping a new one safely;
 - `cli`: the command line, ``python -m genimg_lib`` (``genimg``);
 - `exercises`: checkers for the exercises at the end of each chapter.
