@@ -1,3 +1,5 @@
+"""genimg_lib.data: MNIST-5k and digits, the one image checker, loaders, and the toys against their densities."""
+
 import math
 
 import numpy as np
@@ -95,8 +97,12 @@ def test_digits_bad_split():
 
 
 def test_dynamic_binarize_rejects_out_of_range():
-    with pytest.raises(ValueError, match=r"pixel probabilities in \[0, 1\].*value_range=\(0, 1\)"):
+    # the one image checker names the function, the range expected, the range received, the fix
+    with pytest.raises(ValueError, match=r"dynamic_binarize\(x\): expected pixels in \[0, 1\], got values in "
+                                         r"\[-1, 0.5\].*\(x \+ 1\) / 2"):
         data.dynamic_binarize(torch.tensor([-1.0, 0.5]))
+    with pytest.raises(ValueError, match=r"dynamic_binarize\(x\).*NaN"):
+        data.dynamic_binarize(torch.tensor([float("nan"), 0.5]))
 
 
 def test_unknown_toy_lists_choices():
@@ -197,3 +203,70 @@ def test_infinite_batches_cycles():
     loader = data.make_loader(torch.arange(10.0)[:, None], batch_size=4)
     it = data.infinite_batches(loader)
     assert len([next(it) for _ in range(7)]) == 7
+
+
+def test_stratified_split_is_disjoint_complete_and_balanced():
+    labels = np.repeat(np.arange(3), [5, 6, 7])
+    train, test = data.stratified_split(labels, test_per_class=2, seed=0)
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(18))  # every item once
+    assert np.bincount(labels[test]).tolist() == [2, 2, 2]
+    with pytest.raises(ValueError, match="class 0 has 5 items, too few for 5 test items"):
+        data.stratified_split(labels, test_per_class=5)
+
+
+def test_to_range():
+    x = torch.tensor([0.0, 0.25, 1.0])
+    assert data.to_range(x, (0, 1)) is x
+    torch.testing.assert_close(data.to_range(x, (-1, 1)), torch.tensor([-1.0, -0.5, 1.0]))
+
+
+def test_image_shape_and_num_classes_describe_mnist5k():
+    x, y = data.load_mnist5k("test")
+    assert tuple(x.shape[1:]) == data.IMAGE_SHAPE == (1, 28, 28)
+    assert int(y.max()) + 1 == data.NUM_CLASSES == 10
+
+
+# ---- the one image checker ----------------------------------------------------
+def test_check_images_returns_its_input_unchanged():
+    x, _ = data.load_mnist5k("test")
+    assert data.check_images(x) is x
+    x11 = 2 * x - 1
+    assert data.check_images(x11, (-1, 1)) is x11
+    empty = torch.zeros(0, 1, 28, 28)
+    assert data.check_images(empty) is empty
+    digits, _ = data.load_digits("test")
+    assert data.check_images(digits, shape=(1, 8, 8)) is digits
+    assert data.check_images(torch.rand(3, 5), shape=None) is not None  # any shape when shape=None
+
+
+@pytest.mark.parametrize("x, kwargs, error, match", [
+    (np.zeros((2, 1, 28, 28)), {}, TypeError, r"x_fake: expected a torch.Tensor of images, got ndarray"),
+    (torch.rand(3, 28, 28), {}, ValueError,
+     r"x_fake: expected images of shape \(N, 1, 28, 28\), got \(3, 28, 28\); add the channel axis with x.unsqueeze\(1\)"),
+    (torch.rand(3, 1, 32, 32), {}, ValueError, r"x_fake: expected images of shape \(N, 1, 28, 28\), got \(3, 1, 32, 32\)"),
+    (torch.rand(3, 1, 28, 28), {"shape": (1, 8, 8)}, ValueError, r"x_fake: expected images of shape \(N, 1, 8, 8\)"),
+    ((torch.rand(2, 1, 28, 28) * 255).to(torch.uint8), {}, TypeError,
+     r"x_fake: expected float pixels in \[0, 1\], got dtype torch.uint8; use x.float\(\) / 255"),
+    (torch.full((2, 1, 28, 28), float("nan")), {}, ValueError, r"x_fake: 1568 pixel\(s\) are NaN or infinite"),
+    (torch.zeros(2, 1, 28, 28).index_fill_(3, torch.tensor([0, 5, 9]), float("inf"))[:1], {}, ValueError,
+     r"x_fake: 84 pixel\(s\) are NaN or infinite"),  # 3 columns of 28 pixels
+    (torch.rand(2, 1, 28, 28) * 255 + 1, {}, ValueError, r"x_fake: expected pixels in \[0, 1\].*divide by 255"),
+    (torch.linspace(-1, 1, 784).view(1, 1, 28, 28), {}, ValueError,
+     r"x_fake: expected pixels in \[0, 1\], got values in \[-1, 1\] \(this looks like \[-1, 1\]: map it with \(x \+ 1\) / 2\)"),
+    (torch.linspace(-2, 1, 784).view(1, 1, 28, 28), {"value_range": (-1, 1)}, ValueError,
+     r"x_fake: expected pixels in \[-1, 1\], got values in \[-2, 1\]"),
+    (torch.rand(2, 1, 28, 28), {"value_range": (0, 255)}, ValueError, r"value_range must be one of"),
+])
+def test_check_images_refuses_bad_batches_naming_the_argument_and_the_fix(x, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        data.check_images(x, name="x_fake", **kwargs)
+
+
+def test_check_images_tolerance():
+    x = torch.ones(1, 1, 28, 28)
+    data.check_images(x + 5e-5)  # float round-off within the default 1e-4 passes
+    data.check_images(-x * 5e-5)
+    with pytest.raises(ValueError, match="expected pixels in"):
+        data.check_images(x + 2e-4)
+    with pytest.raises(ValueError, match="expected pixels in"):
+        data.check_images(x + 1e-6, tolerance=0.0)
