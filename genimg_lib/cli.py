@@ -86,7 +86,7 @@ def train_command(args: argparse.Namespace) -> int:
         return 2
     torch.set_num_threads(args.threads)
     run = run_recipe(args.name, num_steps=args.steps, seed=args.seed, device=args.device, iwae_k=args.iwae_k)
-    command = recipe_command(args.name, args.steps, args.seed, args.iwae_k)
+    command = recipe_command(args.name, args.steps, args.seed, args.iwae_k, out_dir=None if args.ship else out_dir)
     entry = save_run(run, out_dir, command, ship=args.ship)
     where = "shipped into the package" if args.ship else f"written to {out_dir}"
     print(f"{args.name}: {entry['bytes'] / 1e6:.2f} MB {where} ({entry['file']}, sha256 {entry['sha256'][:12]}...)")

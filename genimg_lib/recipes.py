@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,10 +320,17 @@ def _run_classifier(name, recipe, num_steps, seed, device, iwae_k, cost, log, ca
 # ---------------------------------------------------------------------------
 # Saving a run: never over the shipped weights unless asked
 # ---------------------------------------------------------------------------
-def recipe_command(name: str, num_steps: int | None = None, seed: int = 0, iwae_k: int | None = None) -> str:
-    """The command line that makes ``name`` again (what the manifest records)."""
+def recipe_command(
+    name: str, num_steps: int | None = None, seed: int = 0, iwae_k: int | None = None, out_dir: str | Path | None = None
+) -> str:
+    """The command line that makes ``name`` again (what the manifest records).
+
+    It ships (``--ship``) unless ``out_dir`` is given: a run written to a folder of yours
+    records ``--out out_dir``, so following its manifest never replaces a shipped model.
+    """
+    where = "--ship" if out_dir is None else f"--out {shlex.quote(str(out_dir))}"
     extra = "".join(f" --{k} {v}" for k, v in (("steps", num_steps), ("iwae-k", iwae_k)) if v is not None)
-    return f"python -m genimg_lib train {name} --ship{extra}" + (f" --seed {seed}" if seed else "")
+    return f"python -m genimg_lib train {name} {where}{extra}" + (f" --seed {seed}" if seed else "")
 
 
 def save_run(run: Run, out_dir: str | Path, command: str, ship: bool = False) -> dict[str, Any]:
