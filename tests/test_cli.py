@@ -192,6 +192,7 @@ def test_list_prints_every_entry_with_its_headline(trained, tmp_path):
     assert code == 0 and [line.split()[0] for line in stdout.splitlines()] == sorted(ck.read_manifest())
     gan = next(line for line in stdout.splitlines() if line.startswith("gan_dcgan "))
     assert f"fid_domain {ck.read_manifest()['gan_dcgan']['metrics']['fid_domain']:.4g}" in gan
+    (tmp_path / "MANIFEST.json").write_text("{}\n")
     code, stdout, _ = _main(["list", "--manifest", tmp_path / "MANIFEST.json"])
     assert code == 0 and "no checkpoints in" in stdout
 
@@ -261,9 +262,15 @@ def test_score_cli_writes_metrics_and_keeps_checksums(fake_manifest):
     json.loads(fake_manifest.read_text())  # still valid JSON
 
 
-def test_score_with_no_generative_model(tmp_path):
-    code, stdout, _ = _main(["score", "--num-samples", "200", "--manifest", tmp_path / "MANIFEST.json"])
-    assert code == 0 and "nothing to score" in stdout
+def test_score_with_no_generative_model(trained, tmp_path):
+    out, _ = trained
+    shutil.copy(out / "classifier.pt", tmp_path)
+    manifest = tmp_path / "MANIFEST.json"
+    manifest.write_text(json.dumps({"classifier": ck.read_manifest(out / "MANIFEST.json")["classifier"]}))
+    before = manifest.read_bytes()
+    code, stdout, _ = _main(["score", "--num-samples", "200", "--manifest", manifest, "--write"])
+    assert code == 0 and "no generative models (family vae or gan)" in stdout and "nothing to score" in stdout
+    assert manifest.read_bytes() == before
 
 
 # ---------------------------------------------------------------------------

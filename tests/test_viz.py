@@ -87,6 +87,23 @@ def test_density_grid_of_a_standard_normal_integrates_to_one():
 def test_style_is_applied_on_import():
     assert matplotlib.rcParams["axes.spines.top"] is False
     assert matplotlib.rcParams["figure.dpi"] == viz.STYLE["figure.dpi"]
+    assert matplotlib.rcParams["figure.figsize"][0] == viz.COLUMN_WIDTH  # a default figure fits the column
+
+
+def test_figsize_fits_the_column():
+    assert viz.figsize(3.0) == (viz.COLUMN_WIDTH, 3.0)
+    assert viz.figsize(2.0, width=4.5) == (4.5, 2.0)
+    assert viz.COLUMN_WIDTH * viz.STYLE["figure.dpi"] <= 690  # the website's column, in pixels
+    with pytest.raises(ValueError, match=r"a figure 13 inches wide .*at most COLUMN_WIDTH = 6.8 inches"):
+        viz.figsize(3.0, width=13)
+    with pytest.raises(ValueError, match="height must be positive, got 0"):
+        viz.figsize(0)
+
+
+def test_show_images_never_draws_wider_than_the_column():
+    fig = viz.show_images(torch.rand(32, 1, 4, 4), nrow=16)  # 16 columns at 0.6 inch would be 9.6 inches
+    assert fig.get_size_inches()[0] == pytest.approx(viz.COLUMN_WIDTH)
+    plt.close(fig)
 
 
 def test_show_source_shows_the_code():
