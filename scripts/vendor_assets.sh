@@ -52,3 +52,20 @@ cat > _vendor/offline/widgets-config.js <<'JS'
   }, 50);
 })();
 JS
+
+# anywidget's front end, for widgets built on anywidget (genimg_lib.explorer): the AMD
+# module that anywidget's PyPI package ships (the npm package's dist/index.js), taken
+# from the installed package so that it matches the Python side's version. The widget
+# manager asks for it by module name; anywidget-config.js maps that name to this copy
+# (a requirejs `map` is applied before the manager's CDN `paths`).
+py=.venv/bin/python; [ -x "$py" ] || py=python3
+anywidget_js=$("$py" -c 'import anywidget, pathlib; print(pathlib.Path(anywidget.__file__).parent / "nbextension" / "index.js")')
+mkdir -p _vendor/offline/anywidget
+cp "$anywidget_js" _vendor/offline/anywidget/index.js
+cat > _vendor/offline/anywidget-config.js <<'JS'
+// Loaded after require.js, before the widget manager: anywidget's front end comes from this site.
+(function () {
+  var here = new URL(".", document.currentScript.src).href;
+  require.config({ map: { "*": { anywidget: here + "anywidget/index.js" } } });
+})();
+JS
