@@ -260,8 +260,9 @@ def _fold_batch_norm(w: _Walk, bn: nn.Module, where: str) -> None:
     gamma = w.param(bn, "weight") if bn.affine else torch.ones(c)
     beta = w.param(bn, "bias") if bn.affine else torch.zeros(c)
     w.used.update({f"{name}.running_mean", f"{name}.running_var"})
-    s = (gamma.double() / torch.sqrt(bn.running_var.double() + bn.eps)).detach().cpu().numpy()
-    t = (beta.double() - bn.running_mean.double() * torch.as_tensor(s)).detach().cpu().numpy()
+    gamma, beta, mean, var = (v.detach().double().cpu() for v in (gamma, beta, bn.running_mean, bn.running_var))
+    s = (gamma / torch.sqrt(var + bn.eps)).numpy()
+    t = (beta - mean * torch.from_numpy(s)).numpy()
     i = len(w.layers) - 1
     while i >= 0 and w.layers[i]["op"] == "reshape":
         i -= 1
@@ -416,7 +417,7 @@ def run_program(program: Mapping[str, Any], weights: bytes, z: torch.Tensor, y: 
 
 
 def decode_with_module(model: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """Decode ``z`` ``(N, z_dim)`` with the model's own PyTorch ``forward``: images ``(N, C, H, W)`` in [0, 1].
+    """Decode ``z`` ``(N, z_dim)`` with the model's own PyTorch ``forward``: images ``(N, C, H, W)`` in [0, 1], on the CPU.
 
     The reference that the browser's pixels are compared with. Chapter: Exploring the latent space.
     """
@@ -424,11 +425,13 @@ def decode_with_module(model: nn.Module, z: torch.Tensor, y: torch.Tensor | None
     entry = _table_entry(module)
     if k and y is None:
         raise ValueError(f"this model is conditional: pass y, {len(z)} labels in 0..{k - 1}")
+    device = next(module.parameters()).device  # the model may live on a GPU; the result comes back to the CPU
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
-            out = entry.forward(module, z.float(), None if y is None else torch.as_tensor(y).long())
+            y = None if y is None else torch.as_tensor(y).long().to(device)
+            out = entry.forward(module, z.float().to(device), y).cpu()
     finally:
         module.train(was_training)
     return torch.sigmoid(out) if entry.output == "logits" else (out + 1) / 2

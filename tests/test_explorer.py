@@ -569,7 +569,7 @@ def test_decode_and_input_to_frame_times(page_report, browser_setup):
     assert to_drawn <= 30, f"DCGAN: median input-to-drawn {to_drawn:.1f} ms > 30 ms"
 
 
-HARNESS_JS = """async ([state, program, weights, newZ]) => {
+HARNESS_JS = """async ([state, program, weights, newZ, newY]) => {
   const mod = await import('/explorer.js');
   const bytes = (a) => Uint8Array.from(a);
   const handlers = {}, sent = [];
@@ -589,27 +589,43 @@ HARNESS_JS = """async ([state, program, weights, newZ]) => {
   const first = read();
   model.set('z', newZ);  // what a change from Python does: the model's z changes, the view follows
   const followed = read();
+  model.set('y', newY);  // a conditional model's class, set from Python
+  const relabelled = read();
   const sliders = el.querySelectorAll('input[type=range]');
   const values = Array.from(sliders, (s) => parseFloat(s.value));
   sliders[1].value = '-2'; sliders[1].dispatchEvent(new Event('input'));
-  return { first, followed, values, sent };
+  return { first, followed, relabelled, values, sent };
 }"""
 
 
-def test_python_sets_z_and_the_picture_follows(browser_setup):
-    """The view's side of explorer.z: a new z from the kernel redraws; a slider sends z back."""
-    model = shipped("vae_conv_z16")
-    explorer = gx.LatentExplorer(model, directions=[2, 5])
+@pytest.mark.parametrize("name, z_dim", [("vae_conv_z16", 16), ("cvae_z8", 8)])
+def test_python_sets_z_and_the_picture_follows(browser_setup, name, z_dim):
+    """The view's side of explorer.z (and y): a change from the kernel redraws; a slider sends z back.
+
+    The view gets a stand-in for its widget model (get/set/on/save_changes, the part of
+    anywidget's model that it uses); the real manager is exercised by page_report.
+    """
+    model = shipped_or_skip(name)
+    conditional = name == "cvae_z8"
+    explorer = gx.LatentExplorer(model, directions=[2, 5], y=1 if conditional else 0)
     state = {k: (list(v) if isinstance(v, bytes) else v) for k, v in explorer.get_state().items()}
-    new_z = torch.randn(16, generator=torch.Generator().manual_seed(7)).tolist()
+    new_z = torch.randn(z_dim, generator=torch.Generator().manual_seed(7)).tolist()
+    new_y = 3 if conditional else 0
     log: dict = {}
     page = open_offline(browser_setup["browser"], log)
     page.goto(f"{browser_setup['url']}/book/harness.html")
-    out = page.evaluate(HARNESS_JS, [state, explorer.decoder.program, list(explorer.decoder.weights), new_z])
+    out = page.evaluate(HARNESS_JS, [state, explorer.decoder.program, list(explorer.decoder.weights), new_z, new_y])
     page.close()
-    want = lambda z: gx.decode_with_module(model, torch.tensor([z])).reshape(-1).numpy() * 255  # noqa: E731
-    assert np.abs(np.array(out["first"]) - want(explorer.z)).max() <= TOLERANCE
-    assert np.abs(np.array(out["followed"]) - want(new_z)).max() <= TOLERANCE
+
+    def want(z, y):
+        y = torch.tensor([y]) if conditional else None
+        return gx.decode_with_module(model, torch.tensor([z]), y).reshape(-1).numpy() * 255
+
+    assert np.abs(np.array(out["first"]) - want(explorer.z, explorer.y)).max() <= TOLERANCE
+    assert np.abs(np.array(out["followed"]) - want(new_z, explorer.y)).max() <= TOLERANCE
+    assert np.abs(np.array(out["relabelled"]) - want(new_z, new_y)).max() <= TOLERANCE
+    if conditional:
+        assert np.abs(np.array(out["relabelled"]) - np.array(out["followed"])).max() > 50  # the class matters
     assert out["values"] == pytest.approx([new_z[2], new_z[5]], abs=0.006)  # the sliders moved too (step 0.01)
     explorer.set_state({"z": out["sent"][-1]})  # back in Python, as the comm would deliver it
     assert explorer.coordinates()[1] == pytest.approx(-2.0) and explorer.z[2] == pytest.approx(new_z[2])
