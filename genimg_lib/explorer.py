@@ -175,6 +175,9 @@ def _pair(v, what: str, where: str) -> list[int]:
     return list(v)
 
 
+_STALE = "; the model no longer matches its entry in EXPORT_TABLE (genimg_lib/explorer.py): update the entry"
+
+
 def _conv_checks(m: nn.Module, where: str) -> None:
     if m.groups != 1 or tuple(m.dilation) != (1, 1) or m.padding_mode != "zeros" or isinstance(m.padding, str):
         raise DecoderExportError(
@@ -186,7 +189,7 @@ def _conv_checks(m: nn.Module, where: str) -> None:
 def _walk_step(w: _Walk, step) -> None:
     if isinstance(step, Reshape):
         if math.prod(step.shape) != math.prod(w.shape):
-            raise DecoderExportError(f"cannot reshape {w.shape} to {step.shape}: the sizes differ")
+            raise DecoderExportError(f"cannot reshape {w.shape} to {step.shape}: the sizes differ{_STALE}")
         w.emit("reshape", tuple(step.shape), shape=list(step.shape))
         return
     if isinstance(step, nn.Sequential):
@@ -196,14 +199,16 @@ def _walk_step(w: _Walk, step) -> None:
     where, name = w.where(step), w.names.get(step, "?")
     if isinstance(step, nn.Linear):
         if w.shape != (step.in_features,):
-            raise DecoderExportError(f"{where} expects {step.in_features} features but receives shape {w.shape}")
+            raise DecoderExportError(
+                f"{where} expects {step.in_features} features but receives shape {w.shape}{_STALE}"
+            )
         b = w.param(step, "bias")
         w.emit("linear", (step.out_features,), weight=w.tensor(f"{name}.weight", w.param(step, "weight")),
                bias=w.tensor(f"{name}.bias", b if b is not None else torch.zeros(step.out_features)))
     elif isinstance(step, (nn.Conv2d, nn.ConvTranspose2d)):
         _conv_checks(step, where)
         if len(w.shape) != 3 or w.shape[0] != step.in_channels:
-            raise DecoderExportError(f"{where} expects ({step.in_channels}, H, W) but receives shape {w.shape}")
+            raise DecoderExportError(f"{where} expects ({step.in_channels}, H, W) but receives shape {w.shape}{_STALE}")
         k, s, p = (_pair(getattr(step, a), a, where) for a in ("kernel_size", "stride", "padding"))
         _, h, wd = w.shape
         b = w.param(step, "bias")
@@ -214,7 +219,8 @@ def _walk_step(w: _Walk, step) -> None:
             w.emit("conv2d", out, **fields)
         else:
             op = _pair(step.output_padding, "output_padding", where)
-            out = (step.out_channels, (h - 1) * s[0] - 2 * p[0] + k[0] + op[0], (wd - 1) * s[1] - 2 * p[1] + k[1] + op[1])
+            out = (step.out_channels, (h - 1) * s[0] - 2 * p[0] + k[0] + op[0],
+                   (wd - 1) * s[1] - 2 * p[1] + k[1] + op[1])
             w.emit("conv_transpose2d", out, output_padding=op, **fields)
     elif isinstance(step, (nn.BatchNorm1d, nn.BatchNorm2d)):
         _fold_batch_norm(w, step, where)
@@ -232,7 +238,9 @@ def _walk_step(w: _Walk, step) -> None:
         f = step.scale_factor
         f = f if isinstance(f, (int, float)) else tuple(f)[0] if len(set(tuple(f))) == 1 else None
         if f is None or float(f) != int(f) or len(w.shape) != 3:
-            raise DecoderExportError(f"{where}: only an integer, equal scale_factor on (C, H, W) is supported, got {step.scale_factor}")
+            raise DecoderExportError(
+                f"{where}: only an integer, equal scale_factor on (C, H, W) is supported, got {step.scale_factor}"
+            )
         c, h, wd = w.shape
         w.emit("upsample_nearest", (c, h * int(f), wd * int(f)), scale=int(f))
     else:
@@ -255,7 +263,7 @@ def _fold_batch_norm(w: _Walk, bn: nn.Module, where: str) -> None:
         raise DecoderExportError(f"{where}: batch norm without running statistics cannot be exported")
     c = w.shape[0]
     if bn.num_features != c:
-        raise DecoderExportError(f"{where} expects {bn.num_features} channels but receives shape {w.shape}")
+        raise DecoderExportError(f"{where} expects {bn.num_features} channels but receives shape {w.shape}{_STALE}")
     name = w.names[bn]
     gamma = w.param(bn, "weight") if bn.affine else torch.ones(c)
     beta = w.param(bn, "bias") if bn.affine else torch.zeros(c)
@@ -321,7 +329,9 @@ def export_decoder(
         walk.emit("sigmoid", walk.shape)
     else:
         if not walk.layers or walk.layers[-1]["op"] != "tanh":
-            raise DecoderExportError(f"{type(module).__name__} is exported as a tanh generator but its last layer is not Tanh")
+            raise DecoderExportError(
+                f"{type(module).__name__} is exported as a tanh generator but its last layer is not Tanh{_STALE}"
+            )
         walk.emit("affine", walk.shape, scale=0.5, shift=0.5)
     if len(walk.shape) != 3:
         raise DecoderExportError(f"the exported output has shape {walk.shape}; an image (C, H, W) is needed")
@@ -342,7 +352,9 @@ def export_decoder(
     chunks, offset = [], 0
     for tname, arr in walk.tensors.items():
         if not np.isfinite(arr).all() or np.abs(arr).max(initial=0.0) > _FLOAT16_MAX:
-            raise DecoderExportError(f"tensor {tname} has values that float16 cannot hold (max |w| = {np.abs(arr).max():.3g})")
+            raise DecoderExportError(
+                f"tensor {tname} has values that float16 cannot hold (max |w| = {np.abs(arr).max():.3g})"
+            )
         chunks.append(arr.astype("<f2").tobytes())
         program["tensors"].append({"name": tname, "shape": list(arr.shape), "offset": offset})
         offset += arr.size
@@ -362,7 +374,9 @@ def _unpack(program: Mapping[str, Any], weights: bytes) -> dict[str, torch.Tenso
     return out
 
 
-def run_program(program: Mapping[str, Any], weights: bytes, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+def run_program(
+    program: Mapping[str, Any], weights: bytes, z: torch.Tensor, y: torch.Tensor | None = None
+) -> torch.Tensor:
     """The reference interpreter of an exported program, in PyTorch (float32).
 
     ``z`` is ``(N, z_dim)``; ``y`` holds ``N`` integer labels for a conditional model.
@@ -412,12 +426,14 @@ def run_program(program: Mapping[str, Any], weights: bytes, z: torch.Tensor, y: 
         else:
             raise DecoderExportError(f"unknown op {op!r}; known: {', '.join(OPS)}")
         if tuple(x.shape[1:]) != tuple(layer["out_shape"]):
-            raise DecoderExportError(f"layer {op} produced shape {tuple(x.shape[1:])}, the program says {layer['out_shape']}")
+            raise DecoderExportError(
+                f"layer {op} produced shape {tuple(x.shape[1:])}, the program says {layer['out_shape']}"
+            )
     return x
 
 
 def decode_with_module(model: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """Decode ``z`` ``(N, z_dim)`` with the model's own PyTorch ``forward``: images ``(N, C, H, W)`` in [0, 1], on the CPU.
+    """Decode ``z`` ``(N, z_dim)`` with the model's own ``forward``: images ``(N, C, H, W)`` in [0, 1], on the CPU.
 
     The reference that the browser's pixels are compared with. Chapter: Exploring the latent space.
     """
@@ -523,8 +539,8 @@ def _directions(directions, names, z_dim: int) -> tuple[np.ndarray, list[str]]:
         directions = list(range(min(z_dim, 8)))
     if isinstance(directions, Mapping):
         names = list(directions) if names is None else names
-        d = _as_matrix(np.stack([np.asarray(torch.as_tensor(v).cpu(), dtype=float).reshape(-1) for v in directions.values()]),
-                       "directions", z_dim)
+        vectors = [np.asarray(torch.as_tensor(v).cpu(), dtype=float).reshape(-1) for v in directions.values()]
+        d = _as_matrix(np.stack(vectors), "directions", z_dim)
     elif isinstance(directions, Sequence) and all(isinstance(i, (int, np.integer)) for i in directions):
         bad = [i for i in directions if not 0 <= i < z_dim]
         if bad or len(set(directions)) != len(directions) or not directions:
@@ -580,7 +596,8 @@ class LatentExplorer(anywidget.AnyWidget):
 .genimg-explorer .gx-slider { display: grid; grid-template-columns: 8em 1fr 3.5em; gap: 6px; align-items: center; }
 .genimg-explorer .gx-slider input { width: 100%; margin: 2px 0; }
 .genimg-explorer .gx-note { color: #666; font-size: 11px; }
-.genimg-explorer .gx-legend span { display: inline-block; padding: 0 3px; margin-right: 2px; color: #fff; border-radius: 2px; }
+.genimg-explorer .gx-legend span { display: inline-block; padding: 0 3px; margin-right: 2px; color: #fff;
+  border-radius: 2px; }
 """
     decoder = anywidget.WidgetTrait().tag(sync=True)
     z = _LatentCode(T.Float()).tag(sync=True)
@@ -611,7 +628,9 @@ class LatentExplorer(anywidget.AnyWidget):
             if len(d) < 2:
                 pad = None
             elif len(pad) != 2 or pad[0] == pad[1] or not all(0 <= i < len(d) for i in pad):
-                raise ValueError(f"pad must name two different directions in 0..{len(d) - 1}, got {pad}; or pass pad=None")
+                raise ValueError(
+                    f"pad must name two different directions in 0..{len(d) - 1}, got {pad}; or pass pad=None"
+                )
         if k and not 0 <= int(y) < k:
             raise ValueError(f"y must be a class in 0..{k - 1}, got {y}")
         inverse = np.linalg.pinv(d.T)  # (K, z_dim): c = inverse @ (z - origin)
@@ -642,7 +661,9 @@ class LatentExplorer(anywidget.AnyWidget):
         z = proposal["value"]
         z_dim = getattr(self, "_z_dim", len(z))
         if len(z) != z_dim or not all(math.isfinite(v) for v in z):
-            raise T.TraitError(f"z must be {z_dim} finite numbers (a code of this model), got {len(z)} values: {z[:4]}...")
+            raise T.TraitError(
+                f"z must be {z_dim} finite numbers (a code of this model), got {len(z)} values: {z[:4]}..."
+            )
         return z
 
     @T.validate("y")

@@ -195,6 +195,13 @@ def test_export_refuses_a_model_with_weights_its_entry_ignores():
         gx.export_decoder(ExtraLayerGenerator().eval())
 
 
+def test_export_refuses_a_generator_whose_first_map_changed():
+    G = DCGANGenerator(z_dim=8, width=4)
+    G.fc = nn.Linear(8, 2 * 4 * 4 * 4)  # now a 4x4 start: the entry's Reshape to (8, 7, 7) is stale
+    with pytest.raises(gx.DecoderExportError, match=r"cannot reshape \(128,\) to \(8, 7, 7\).*update the entry"):
+        gx.export_decoder(G.eval())
+
+
 def test_export_refuses_unknown_classes_and_float16_overflow():
     with pytest.raises(gx.DecoderExportError, match="cannot export a Linear: the export table knows MLPDecoder"):
         gx.export_decoder(nn.Linear(2, 784))
