@@ -17,6 +17,7 @@ One module per idea, each readable in one sitting, listed in the order the book 
 - `morpho`: morphometrics of a digit (slant, thickness, width, height, area), after Morpho-MNIST;
 - `recipes`: how each shipped checkpoint was trained, and shipping a new one safely;
 - `cli`: the command line, ``python -m genimg_lib`` (``genimg``);
+- `explorer`: a decoder's forward pass exported to JavaScript, for latent sliders that run in the browser;
 - `exercises`: checkers for the exercises at the end of each chapter.
 """
 
