@@ -9,7 +9,11 @@ library function that does the work:
   and only ``--ship`` replaces the copy inside the package;
 - ``score``: FID, KID, precision/recall and class coverage of every shipped generative
   model (`genimg_lib.scoreboard`), printed, and written into a manifest with ``--write``;
-- ``verify``: check every shipped file against its sha256.
+- ``verify``: check every shipped file against its sha256;
+- ``student-edition PATH... --out DIR``: the chapters without their solutions, each
+  exercise a blank (`genimg_lib.teaching.make_student_edition`);
+- ``grade FOLDER --out DIR``: run and grade a class's notebooks into a CSV and feedback
+  files (`genimg_lib.teaching.grade_submissions`).
 
 Every argument is checked before any work starts, and a bad one ends the command with
 exit status 2 and a message that names it.
@@ -27,6 +31,7 @@ from genimg_lib import __version__
 from genimg_lib.checkpoints import GENERATIVE_FAMILIES, MANIFEST_PATH, WEIGHTS_DIR, read_manifest, update_metrics, verify_shipped
 from genimg_lib.recipes import RECIPES, recipe_command, run_recipe, save_run
 from genimg_lib.scoreboard import scoreboard
+from genimg_lib.teaching import grade_submissions, make_student_edition
 
 
 def _positive_int(text: str) -> int:
@@ -48,6 +53,17 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value}")
     return value
 
 
@@ -123,6 +139,43 @@ def verify_command(args: argparse.Namespace) -> int:
     return 0 if all(s == "ok" for s in results.values()) else 1
 
 
+def student_edition_command(args: argparse.Namespace) -> int:
+    """Write the student edition of each chapter into ``--out``; exit 1 if one could not be made."""
+    notebooks: list[Path] = []
+    for path in args.paths:
+        if not path.exists():
+            print(f"student-edition: {path} does not exist; give chapter notebooks or folders of them",
+                  file=sys.stderr)
+            return 2
+        notebooks += sorted(path.glob("*.ipynb")) if path.is_dir() else [path]
+    if not notebooks:
+        print(f"student-edition: no .ipynb in {', '.join(map(str, args.paths))}", file=sys.stderr)
+        return 2
+    failed = 0
+    for notebook in notebooks:
+        try:
+            edition = make_student_edition(notebook, args.out)
+        except ValueError as err:
+            failed += 1
+            print(f"student-edition: not made: {err}", file=sys.stderr)
+            continue
+        print(f"{edition.path}: {len(edition.keys)} exercises blank, {edition.removed_cells} solution "
+              f"cells removed, {edition.cleared_outputs} outputs cleared")
+    return 1 if failed else 0
+
+
+def grade_command(args: argparse.Namespace) -> int:
+    """Grade a folder of submitted notebooks into ``--out`` (grades.csv, feedback/, executed/)."""
+    try:
+        report = grade_submissions(args.folder, args.out, timeout=args.timeout, jobs=args.jobs, progress=True)
+    except ValueError as err:
+        print(f"grade: {err}", file=sys.stderr)
+        return 2
+    print(f"{len(report.table)} students, {len(report.keys)} exercises: {report.csv_path}; "
+          f"feedback in {report.feedback_dir}")
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # The parser
 # ---------------------------------------------------------------------------
@@ -162,6 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every shipped file against its sha256")
     p.add_argument("--manifest", type=Path, default=MANIFEST_PATH)
     p.set_defaults(handler=verify_command)
+
+    p = sub.add_parser("student-edition", help="the chapters without their solutions, each exercise a blank",
+                       description="Write the student edition of each chapter (genimg_lib.teaching).")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="chapter notebooks, or folders of them")
+    p.add_argument("--out", type=Path, required=True, help="the folder to write the student editions into")
+    p.set_defaults(handler=student_edition_command)
+
+    p = sub.add_parser("grade", help="run and grade a folder of submitted notebooks",
+                       description="Run every submitted notebook in a fresh kernel and collect every "
+                                   "checker's verdict (genimg_lib.teaching).")
+    p.add_argument("folder", type=Path,
+                   help="<folder>/<student>/<chapter>.ipynb or <folder>/<student>__<chapter>.ipynb")
+    p.add_argument("--out", type=Path, required=True, help="the folder for grades.csv, feedback/ and executed/")
+    p.add_argument("--timeout", type=_positive_seconds, default=600.0,
+                   help="seconds per notebook, all its cells together (default 600)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="notebooks run at a time (default 1)")
+    p.set_defaults(handler=grade_command)
     return parser
 
 

@@ -19,15 +19,14 @@ calls, so a renamed file is still graded (and the rename reported).
 Submissions are laid out one folder per student, ``<folder>/<student>/<chapter>.ipynb``,
 or flat, ``<folder>/<student>__<chapter>.ipynb``.
 
-Command line::
+Command line (`genimg_lib.cli`)::
 
-    python -m genimg_lib.teaching student-edition book/ --out release/
-    python -m genimg_lib.teaching grade submissions/ --out graded/ --timeout 600
+    python -m genimg_lib student-edition book/ --out release/
+    python -m genimg_lib grade submissions/ --out graded/ --timeout 600
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import copy
 import csv
@@ -38,6 +37,7 @@ import multiprocessing
 import re
 import sys
 import tempfile
+import textwrap
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -59,9 +59,11 @@ _ANSWER_NAME = re.compile(r"answer_\d+\Z")
 _SOLUTIONS_HEADING = re.compile(r"\A\s*#+\s*Solutions?\s*\Z")
 _VERDICT_LINE = re.compile(r"\b[A-Za-z0-9_]+\.\d+: (correct|not yet)\.")
 # Evaluated in the student's kernel (as a silent user expression, with no output and
-# no history): the verdicts recorded by every check(...) that has run, as JSON.
+# no history): the verdicts recorded by every check(...) that has run, as JSON; "{}" if
+# genimg_lib.exercises was never imported (then no check has run; it is not imported here).
 _VERDICTS_EXPRESSION = (
-    "__import__('json').dumps(__import__('genimg_lib.exercises', fromlist=['verdicts']).verdicts())"
+    "__import__('json').dumps(getattr(__import__('sys').modules.get('genimg_lib.exercises'), "
+    "'verdicts', dict)())"
 )
 _TIME_LIMIT_ENAME = "GradingTimeLimit"
 
@@ -539,7 +541,8 @@ def write_reports(submissions: Sequence[Submission], out_dir: str | Path) -> Cla
         table[st] = {k: NOT_SUBMITTED for k in keys}
         notes[st] = [n for s in by_student[st] for n in s.notes]
         used[st] = {}
-        for chapter in sorted({s.chapter for s in by_student[st] if s.chapter and s.counted}):
+        handed_in = {s.chapter for s in by_student[st] if s.chapter and s.counted}
+        for chapter in [c for c in dict.fromkeys(k.rsplit(".", 1)[0] for k in keys) if c in handed_in]:
             held = [s for s in by_student[st] if s.chapter == chapter and s.counted]
             best = next((s for s in held if Path(s.file).stem == chapter), held[0])
             if len(held) > 1:
@@ -568,83 +571,25 @@ def write_reports(submissions: Sequence[Submission], out_dir: str | Path) -> Cla
     return ClassReport(list(submissions), keys, table, csv_path, feedback_dir)
 
 
-def _feedback(student: str, used: dict[str, Submission], notes: list[str]) -> str:
+def _feedback(student: str, used: dict[str, Submission], notes: list[str], width: int = 78) -> str:
+    """A student's feedback, as plain text wrapped at ``width`` characters."""
     label = {exercises.CORRECT: "correct.", exercises.WRONG: "not yet.", exercises.NOT_ANSWERED: "not answered:"}
+
+    def item(text: str, first: str, rest: str) -> list[str]:
+        return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
+                             break_long_words=False, break_on_hyphens=False)
+
     lines = [f"Feedback for {student}", ""]
     if not used:
-        lines.append("No notebook of yours could be graded.")
+        lines += ["No notebook of yours could be graded.", ""]
     for chapter, sub in used.items():
         n_correct = sum(v["verdict"] == exercises.CORRECT for v in sub.verdicts.values())
         lines.append(f"{chapter} ({sub.file}): {n_correct} of {len(sub.verdicts)} correct")
         for key, v in sub.verdicts.items():
-            lines.append(f"  {key}: {label[v['verdict']]} {v['message']}".rstrip())
+            lines += item(f"{key}: {label[v['verdict']]} {v['message']}", "  ", "      ")
         lines.append("")
     if notes:
         lines.append("Notes:")
-        lines += [f"  - {n}" for n in notes]
+        for note in notes:
+            lines += item(note, "  - ", "    ")
     return "\n".join(lines).rstrip() + "\n"
-
-
-# ---------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------
-def add_student_edition_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of the ``student-edition`` command."""
-    parser.add_argument("paths", nargs="+", type=Path, help="chapter notebooks, or folders of them")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the student editions")
-
-
-def run_student_edition(args: argparse.Namespace) -> int:
-    """``student-edition``: write the student edition of each chapter; 1 if any was not made."""
-    notebooks: list[Path] = []
-    for p in args.paths:
-        notebooks += sorted(p.glob("*.ipynb")) if p.is_dir() else [p]
-    if not notebooks:
-        print(f"no notebooks in {[str(p) for p in args.paths]}", file=sys.stderr)
-        return 1
-    failed = 0
-    for nb in notebooks:
-        try:
-            ed = make_student_edition(nb, args.out)
-        except ValueError as err:
-            failed += 1
-            print(f"not made: {err}", file=sys.stderr)
-            continue
-        print(f"{ed.path}: {len(ed.keys)} exercises blank, {ed.removed_cells} solution cells removed, "
-              f"{ed.cleared_outputs} outputs cleared")
-    return 1 if failed else 0
-
-
-def add_grade_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of the ``grade`` command."""
-    parser.add_argument("folder", type=Path,
-                        help="submissions: <folder>/<student>/<chapter>.ipynb or <folder>/<student>__<chapter>.ipynb")
-    parser.add_argument("--out", type=Path, required=True, help="folder for grades.csv, feedback/ and executed/")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per notebook, all cells together")
-    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at a time (each in its own kernel)")
-
-
-def run_grade(args: argparse.Namespace) -> int:
-    """``grade``: grade a folder of submissions and print where the reports are."""
-    report = grade_submissions(args.folder, args.out, timeout=args.timeout, jobs=args.jobs, progress=True)
-    print(f"{len(report.table)} students, {len(report.keys)} exercises: {report.csv_path}; "
-          f"feedback in {report.feedback_dir}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m genimg_lib.teaching {student-edition,grade} ...``."""
-    parser = argparse.ArgumentParser(prog="python -m genimg_lib.teaching", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_student_edition_arguments(sub.add_parser("student-edition", help="remove the solutions, blank the exercises"))
-    add_grade_arguments(sub.add_parser("grade", help="run and grade a folder of submitted notebooks"))
-    args = parser.parse_args(argv)
-    try:
-        return {"student-edition": run_student_edition, "grade": run_grade}[args.command](args)
-    except ValueError as err:
-        parser.error(str(err))
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
