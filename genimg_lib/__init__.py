@@ -18,7 +18,8 @@ One module per idea, each readable in one sitting, listed in the order the book 
 - `recipes`: how each shipped checkpoint was trained, and shipping a new one safely;
 - `cli`: the command line, ``python -m genimg_lib`` (``genimg``);
 - `explorer`: a decoder's forward pass exported to JavaScript, for latent sliders that run in the browser;
-- `exercises`: checkers for the exercises at the end of each chapter.
+- `exercises`: checkers for the exercises at the end of each chapter;
+- `teaching`: student editions of the chapters, and a grader for a class's notebooks.
 """
 
 __version__ = "0.2.0"

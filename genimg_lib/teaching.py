@@ -33,13 +33,12 @@ import csv
 import io
 import json
 import math
-import multiprocessing
 import re
 import sys
 import tempfile
 import textwrap
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -374,11 +373,14 @@ def _execute(nb: Any, timeout: float, workdir: Path, read_timeout: int = 10) -> 
             try:
                 client.execute_cell(cell, index)
             except DeadKernelError:
-                notes.append(f"the kernel died while running {where}; the cells after it did not run")
+                notes.append(f"{where}: the kernel died while running it; the cells after it did not run")
                 break
             content = replies.get(index, {}).get("content", {})
             if content.get("ename") == _TIME_LIMIT_ENAME:
-                now = _read_verdicts(client, read_timeout)
+                try:
+                    now = _read_verdicts(client, read_timeout)
+                except DeadKernelError:
+                    now = None
                 verdicts = now if now is not None else verdicts
                 stopped = "it was interrupted" if now is not None else "it did not stop when interrupted, so the kernel was shut down"
                 notes.append(
@@ -455,7 +457,8 @@ def _fill(sub: Submission, verdicts: dict[str, dict[str, str]]) -> None:
 
 def discover(folder: str | Path) -> tuple[list[tuple[str, str, Path]], list[Submission]]:
     """Every notebook under ``folder`` as ``(student, name, path)``, and a note-only
-    `Submission` for each other file (never skipped silently)."""
+    `Submission` for each other file (never skipped silently). Hidden files and folders
+    (``.ipynb_checkpoints``, ``.DS_Store``) are editors' copies, not submissions: ignored."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"folder: expected a folder of submissions, got {str(folder)!r}")
@@ -491,7 +494,7 @@ def grade_submissions(folder: str | Path, out_dir: str | Path, timeout: float = 
     ``"not submitted"``; then ``correct``, the count, and ``notes``),
     ``out_dir/feedback/<student>.txt`` (the checkers' messages, quoted) and
     ``out_dir/executed/<student>/<file>`` (each notebook as it ran). ``jobs`` notebooks
-    run at a time, each in its own process and kernel.
+    run at a time, each in its own kernel.
     """
     folder, out_dir = Path(folder).resolve(), Path(out_dir).resolve()
     if timeout <= 0:
@@ -505,7 +508,8 @@ def grade_submissions(folder: str | Path, out_dir: str | Path, timeout: float = 
         raise ValueError(f"jobs: expected a whole number >= 1 of notebooks to run at a time, got {jobs!r}")
     notebooks, others = discover(folder)
     submissions: list[Submission] = []
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # threads suffice: each notebook runs in its own kernel process; a thread only waits on it
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [
             pool.submit(_timed_grade, path, student, name, timeout, out_dir / "executed" / student / name)
             for student, name, path in notebooks

@@ -3,7 +3,7 @@
 A synthetic chapter follows the exercise convention (CONTRIBUTING.md) with the real
 checkers generative_models.1 and .2; a synthetic class hands in its student edition
 (looping forever, twice; solved; partly wrong; crashing; renamed; empty; untouched;
-not a notebook) and the grader's CSV is compared with the expected one, cell by cell, and with
+not a notebook; killing its kernel) and the grader's CSV is compared with the expected one, cell by cell, and with
 the CSV shown on the instructors' page (book/teaching/), which this file regenerates:
 
     GENIMG_REGENERATE_TEACHING=1 .venv/bin/python -m pytest tests/test_teaching.py -k course_page
@@ -232,6 +232,8 @@ def graded_class(tmp_path_factory):
     stubborn = paste_solutions(student, {1: RIGHT[1], 2: "answer_2 = 0.0\nimport time\n"
                                          "while answer_2 < 1:\n    try:\n        time.sleep(0.5)\n"
                                          "    except:\n        pass"})
+    dying = paste_solutions(student, {1: RIGHT[1], 2: RIGHT[2]})
+    dying.cells.insert(6, new_code_cell("import os\nos._exit(1)  # as a segfault or running out of memory would"))
     class_ = {
         f"ali/{CHAPTER}.ipynb": looping,
         f"amy/{CHAPTER}.ipynb": stubborn,
@@ -245,6 +247,7 @@ def graded_class(tmp_path_factory):
     for rel, nb in class_.items():
         (subs / rel).parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, subs / rel)
+    nbformat.write(dying, subs / f"ivy__{CHAPTER}.ipynb")
     (subs / "hal").mkdir()
     (subs / "hal" / f"{CHAPTER}.pdf").write_bytes(b"%PDF-1.4 not a notebook\n")
 
@@ -266,6 +269,7 @@ eli,correct,correct,2,renamed: homework_final.ipynb holds {CHAPTER} (expected {C
 fay,not answered,not answered,0,{CHAPTER}.ipynb is empty (no code to run)
 gus,not answered,not answered,0,
 hal,not submitted,not submitted,0,hal/{CHAPTER}.pdf is not a notebook (.ipynb): not graded
+ivy,correct,not answered,1,cell 7 ('import os'): the kernel died while running it; the cells after it did not run
 """
 
 
