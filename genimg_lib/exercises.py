@@ -70,7 +70,7 @@ def grade(key: str, answer: Any) -> tuple[str, str]:
     if key not in _CHECKERS:
         raise ValueError(f"unknown exercise {key!r}; known: {checker_keys()}")
     if answer is Ellipsis:
-        return NOT_ANSWERED, "replace ... with your answer and run the cell again."
+        return NOT_ANSWERED, "(replace ... with your answer)"
     try:
         ok, message = _CHECKERS[key](answer)
     except Exception as err:  # a malformed answer is a wrong answer, with the reason
@@ -82,12 +82,12 @@ def check(key: str, answer: Any) -> None:
     """Grade ``answer`` for exercise ``key``, print the verdict and record it (see `verdicts`).
 
     Prints ``"<key>: correct."``, ``"<key>: not yet. <hint>"`` or, for the blank
-    ``...``, ``"<key>: not answered yet: ..."``. Returns None, so that a notebook cell
+    ``...``, ``"<key>: not answered yet (replace ... with your answer)"``. Returns None, so that a notebook cell
     ending in ``check(...)`` displays only the printed verdict.
     """
     verdict, message = grade(key, answer)
     _VERDICTS[key] = {"verdict": verdict, "message": message}
-    label = {CORRECT: "correct.", WRONG: "not yet.", NOT_ANSWERED: "not answered yet:"}[verdict]
+    label = {CORRECT: "correct.", WRONG: "not yet.", NOT_ANSWERED: "not answered yet"}[verdict]
     print(f"{key}: {label} {message}".rstrip())
 
 

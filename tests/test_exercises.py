@@ -312,10 +312,10 @@ def test_check_prints_the_verdict_returns_none_and_records_it(capsys):
     assert exercises.check("generative_models.1", right) is None
     assert capsys.readouterr().out == "generative_models.1: correct.\n"
     exercises.check("generative_models.1", ...)
-    assert capsys.readouterr().out.startswith("generative_models.1: not answered yet: replace ... with your answer")
+    assert capsys.readouterr().out.startswith("generative_models.1: not answered yet (replace ... with your answer)")
     recorded = exercises.verdicts()
     assert recorded["generative_models.1"] == {"verdict": "not answered",
-                                               "message": "replace ... with your answer and run the cell again."}
+                                               "message": "(replace ... with your answer)"}
     recorded["generative_models.1"]["verdict"] = "correct"  # a copy: the record cannot be edited from outside
     assert exercises.verdicts()["generative_models.1"]["verdict"] == "not answered"
 

@@ -21,10 +21,12 @@ REPO_URL = CONFIG["repository"]["url"]
 
 def install_block(url: str) -> str:
     return (
-        "# Colab (or any machine without genimg_lib): install the book's library. Elsewhere: no-op.\n"
+        "# Colab (or any machine without genimg_lib): install the book's library.\n"
+        "# Elsewhere: no-op.\n"
         "import importlib.util, subprocess, sys\n"
         'if importlib.util.find_spec("genimg_lib") is None:\n'
-        f'    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "git+{url}"])\n'
+        f'    url = "git+{url}"\n'
+        '    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", url])\n'
     )
 
 

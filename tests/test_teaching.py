@@ -65,7 +65,7 @@ def exercise_cell(n: int, answer: str = "...") -> nbformat.NotebookNode:
         metadata={"tags": ["exercise"]},
         execution_count=3 + n,
     )
-    cell.outputs = [stream(f"{CHAPTER}.{n}: not answered yet: replace ... with your answer and run the cell again.\n")]
+    cell.outputs = [stream(f"{CHAPTER}.{n}: not answered yet (replace ... with your answer)\n")]
     return cell
 
 
@@ -286,7 +286,7 @@ def test_the_student_edition_runs_blank_and_every_checker_says_not_answered(grad
     assert not [o for c in code for o in c.outputs if o["output_type"] == "error"]
     blank_message = exercises.grade(f"{CHAPTER}.1", ...)[1]
     for n, cell in enumerate([c for c in code if "exercise" in tags(c)], start=1):
-        assert "".join(o.get("text", "") for o in cell.outputs) == f"{CHAPTER}.{n}: not answered yet: {blank_message}\n"
+        assert "".join(o.get("text", "") for o in cell.outputs) == f"{CHAPTER}.{n}: not answered yet {blank_message}\n"
     feedback = " ".join((graded_class["out"] / "feedback" / "gus.txt").read_text().split())
     assert f"{CHAPTER}.1: not answered: {blank_message}" in feedback
 
