@@ -15,6 +15,7 @@ One module per idea, each readable in one sitting, listed in the order the book 
 - `measures`: FID, KID, precision/recall, class coverage and likelihoods;
 - `scoreboard`: every shipped model scored the same way;
 - `morpho`: morphometrics of a digit (slant, thickness, width, height, area), after Morpho-MNIST;
+- `edit`: editing in latent space: interpolation (lerp, slerp), class vectors, attribute directions, measured edits;
 - `recipes`: how each shipped checkpoint was trained, and shipping a new one safely;
 - `cli`: the command line, ``python -m genimg_lib`` (``genimg``);
 - `explorer`: a decoder's forward pass exported to JavaScript, for latent sliders that run in the browser;

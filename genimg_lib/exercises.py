@@ -432,11 +432,114 @@ def _fid_between_test_halves(answer: Any) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------
 # Part V: Interpolation and latent arithmetic (edit_01_interpolation)
 # ---------------------------------------------------------------------------
+@exercise("edit_01_interpolation.1")
+def _lerp_squared_norm(answer: Any) -> tuple[bool, str]:
+    # z(t) = (1 - t) z0 + t z1 with z0, z1 independent N(0, I_64): each coordinate has
+    # variance (1 - t)^2 + t^2, so E||z(t)||^2 = 64 ((1 - t)^2 + t^2) (checked by Monte Carlo below)
+    d, t = 64, 0.25
+    expected = d * ((1 - t) ** 2 + t**2)
+    g = torch.Generator().manual_seed(0)
+    z0, z1 = torch.randn(20_000, d, generator=g), torch.randn(20_000, d, generator=g)
+    monte_carlo = ((1 - t) * z0 + t * z1).pow(2).sum(1).mean().item()
+    assert abs(monte_carlo - expected) < 0.3, (monte_carlo, expected)  # 6 standard errors
+    ok = abs(float(answer) - expected) < 0.05
+    return ok, "" if ok else (
+        "Each coordinate of (1 - t) z0 + t z1 is a sum of two independent Gaussians: its variance is "
+        "(1 - t)^2 + t^2, not 1 and not 1 - t. Add it up over the 64 coordinates."
+    )
+
+
+@exercise("edit_01_interpolation.2")
+def _lerp_midpoints_below_the_shell(answer: Any) -> tuple[bool, str]:
+    from scipy.stats import chi2
+
+    d = 64
+    q01 = chi2.ppf(0.01, d)  # ||z||^2 of a prior sample is chi-squared with 64 degrees of freedom
+    expected = float(chi2.cdf(2 * q01, d))  # the midpoint's ||m||^2 is half a chi-squared(64)
+    ok = abs(float(answer) - expected) < 0.005
+    return ok, "" if ok else (
+        "||z||^2 of a prior sample is chi-squared with 64 degrees of freedom; the lerp midpoint is "
+        "N(0, I/2), so ||m||^2 is half of one. Find the 1 % quantile q of chi2(64) (scipy.stats.chi2.ppf), "
+        "then P(||m||^2 < q) = P(chi2(64) < 2 q)."
+    )
+
+
+@exercise("edit_01_interpolation.3")
+def _slerp_unequal_norms(answer: Any) -> tuple[bool, str]:
+    # z0 = 3 e1, z1 = 5 e2: omega = pi / 2, both weights sin(pi/4) / sin(pi/2) = 1/sqrt(2)
+    z0 = torch.tensor([3.0, 0.0], dtype=torch.float64)
+    z1 = torch.tensor([0.0, 5.0], dtype=torch.float64)
+    omega = math.acos(float(z0 @ z1) / float(z0.norm() * z1.norm()))
+    mid = (math.sin(omega / 2) * z0 + math.sin(omega / 2) * z1) / math.sin(omega)
+    expected = mid.norm().item()
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else (
+        "Use slerp's formula with omega = pi/2 and t = 1/2: both weights are sin(pi/4) / sin(pi/2). "
+        "The result is not the average of the norms: slerp keeps the norm only when the two are equal."
+    )
+
+
 
 
 # ---------------------------------------------------------------------------
 # Part V: Attribute vectors, measured with morphometrics (edit_02_attributes)
 # ---------------------------------------------------------------------------
+def _exercise_codes() -> tuple[torch.Tensor, torch.Tensor]:
+    """The codes and attribute of edit_02_attributes.1: 500 codes in 4-D, a = 2 z_0 - z_2 + noise."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(500, 4, generator=g)
+    a = 2 * z[:, 0] - z[:, 2] + 0.1 * torch.randn(500, generator=g)
+    return z, a
+
+
+@exercise("edit_02_attributes.1")
+def _regression_slope(answer: Any) -> tuple[bool, str]:
+    import numpy as np
+
+    z, a = _exercise_codes()
+    design = np.c_[z.double().numpy(), np.ones(len(z))]
+    coef, *_ = np.linalg.lstsq(design, a.double().numpy(), rcond=None)
+    expected = float(np.linalg.norm(coef[:-1]))  # the step along w / |w| changes a by |w| per unit
+    ok = abs(float(answer) - expected) < 0.01
+    return ok, "" if ok else (
+        "Fit a = w.z + b by least squares (edit.regression_direction does it); a unit step along "
+        "u = w / |w| changes the prediction by w.u = |w|, the length of w (not its largest entry, "
+        "not the sum of its entries, not |w|^2)."
+    )
+
+
+@exercise("edit_02_attributes.2")
+def _mean_difference_angle(answer: Any) -> tuple[bool, str]:
+    # z ~ N(0, S), S = [[1, 0.8], [0.8, 1]], a = z_1. Regression: w = (1, 0). For Gaussian codes
+    # E[z | a] = S w a / (w' S w), so the difference of group means is parallel to S w = (1, 0.8).
+    cov = torch.tensor([[1.0, 0.8], [0.8, 1.0]], dtype=torch.float64)
+    w = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    v = cov @ w
+    expected = math.degrees(math.acos(float(v @ w) / float(v.norm() * w.norm())))
+    ok = abs(float(answer) - expected) < 0.5
+    return ok, "" if ok else (
+        "The regression finds w = (1, 0). For Gaussian codes the mean of z given a is proportional "
+        "to S w = (1, 0.8): the groups also differ along z_2, which correlates with z_1. Give the angle "
+        "between (1, 0) and (1, 0.8) in degrees."
+    )
+
+
+@exercise("edit_02_attributes.3")
+def _renorm_shrinks_the_step(answer: Any) -> tuple[bool, str]:
+    z = torch.zeros(64, dtype=torch.float64)
+    z[0] = 8.0  # a code of norm 8, the prior's typical norm in 64 dimensions
+    u = torch.zeros(64, dtype=torch.float64)
+    u[1] = 1.0  # a unit direction orthogonal to it
+    edited = z + 3.0 * u
+    renormed = edited * z.norm() / edited.norm()
+    expected = float(renormed @ u)
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else (
+        "z + 3u has norm sqrt(64 + 9); rescaling it to norm 8 multiplies every component, the one "
+        "along u too, by 8 / sqrt(73)."
+    )
+
+
 
 
 # ---------------------------------------------------------------------------

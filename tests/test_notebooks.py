@@ -139,7 +139,7 @@ def test_exercises_follow_the_convention(nb_path):
         assert cell["cell_type"] == "code" and re.search(r"= \.\.\.\s*$", source(cell), re.M), (
             f"{nb_path.name}: an exercise cell must hold a blank 'answer_n = ...'"
         )
-        printed = "".join(o.get("text", "") for o in cell.get("outputs", []))
+        printed = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
         assert "not answered yet" in printed, f"{nb_path.name}: a blank exercise must print 'not answered yet'"
     md = [c for c in solution if c["cell_type"] == "markdown"]
     code = [c for c in solution if c["cell_type"] == "code"]
@@ -156,7 +156,7 @@ def test_exercises_follow_the_convention(nb_path):
     )
     solved = re.findall(r'check\("([^"]+)"', source(code[0]))
     assert solved == keys, f"{nb_path.name}: the solution cell checks {solved}, expected {keys}"
-    printed = "".join(o.get("text", "") for o in code[0].get("outputs", []))
+    printed = "".join("".join(o.get("text", "")) for o in code[0].get("outputs", []))
     assert printed.count(": correct.") == len(keys), f"{nb_path.name}: every solution must grade correct"
     index = cells.index(code[0])
     assert not [c for c in cells[index + 1:] if c["cell_type"] == "code"], (
