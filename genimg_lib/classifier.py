@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genimg_lib.data import NUM_CLASSES, load_mnist5k
-from genimg_lib.train import History, NonFiniteLossError, check_finite
+from genimg_lib.data import NUM_CLASSES, check_int, check_number, load_mnist5k
+from genimg_lib.train import ExplosionGuard, History, NonFiniteLossError
 
 
 class MNISTClassifier(nn.Module):
@@ -101,6 +101,7 @@ def train_classifier(
     device: str | torch.device = "cpu",
     callback: Callable[[int, History], None] | None = None,
     log_every: int = 100,
+    explode_factor: float | None = 1e4,
 ) -> tuple[MNISTClassifier, History]:
     r"""Train `MNISTClassifier` on the MNIST-5k training split; the ``classifier`` subcommand calls this.
 
@@ -115,13 +116,18 @@ def train_classifier(
     root mean squared feature on the training split. Returns the model (eval mode)
     and a `History` with the mean ``loss`` and training-batch accuracy ``acc`` of every
     ``log_every`` steps; ``callback(step, history)`` runs after each of those rows.
-    Stops with `NonFiniteLossError`, before the update, if the loss becomes NaN or infinite.
-    Chapter: Measuring generative models.
+    Stops, before the update, if the loss or the gradient norm becomes NaN or infinite
+    or explodes (`genimg_lib.train.ExplosionGuard`, ``explode_factor``), and at the end if
+    the features are all zero or not finite. Chapter: Measuring generative models.
     """
-    if not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
-    if not isinstance(log_every, int) or log_every < 1:
-        raise ValueError(f"log_every must be a positive integer, got {log_every!r}")
+    num_steps, log_every = check_int(num_steps, "num_steps"), check_int(log_every, "log_every")
+    batch_size, seed = check_int(batch_size, "batch_size"), check_int(seed, "seed", minimum=0)
+    max_shift = check_int(max_shift, "max_shift", minimum=0)
+    lr = check_number(lr, "lr (the learning rate)", 0.0, strict=True)
+    outlier_weight = check_number(outlier_weight, "outlier_weight", 0.0)
+    if outlier_weight > 0 and batch_size < 4:
+        raise ValueError(f"batch_size must be >= 4 with outlier exposure (a quarter of it are outliers), got {batch_size}")
+    guard = ExplosionGuard(explode_factor)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x, y = load_mnist5k("train")
@@ -140,9 +146,10 @@ def train_classifier(
         if outlier_weight > 0:
             x_out = outlier_images(batch_size // 4, generator).to(device)
             loss = loss + outlier_weight * (-F.log_softmax(model(x_out), dim=1).mean())
-        check_finite(step, loss=loss)
+        guard.check(step, loss=loss)
         optimizer.zero_grad()
         loss.backward()
+        guard.check_gradients(step, model.parameters())
         optimizer.step()
         scheduler.step()
         running_loss += loss.item()

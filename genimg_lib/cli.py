@@ -23,15 +23,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
 from genimg_lib import __version__
-from genimg_lib.checkpoints import GENERATIVE_FAMILIES, MANIFEST_PATH, WEIGHTS_DIR, read_manifest, update_metrics, verify_shipped
+from genimg_lib.checkpoints import (
+    GENERATIVE_FAMILIES, MANIFEST_PATH, WEIGHTS_DIR, CheckpointError, read_manifest, shipped_entries, update_metrics,
+    verify_shipped,
+)
+from genimg_lib.device import get_device
 from genimg_lib.recipes import RECIPES, recipe_command, run_recipe, save_run
+from genimg_lib.measures import min_samples
+from genimg_lib.data import MNIST5K_TEST_PER_CLASS, NUM_CLASSES
 from genimg_lib.scoreboard import scoreboard
 from genimg_lib.teaching import grade_submissions, make_student_edition
+
+#: The range of ``score --num-samples``: the measures' minimum (twice the feature dimension) to the test split.
+SCORE_MIN_SAMPLES, SCORE_MAX_SAMPLES = min_samples(), MNIST5K_TEST_PER_CLASS * NUM_CLASSES
 
 
 def _positive_int(text: str) -> int:
@@ -43,6 +53,43 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _num_samples(text: str) -> int:
+    """An argparse type: images per set for scoring, between the measures' minimum and the test split's size."""
+    value = _positive_int(text)
+    if not SCORE_MIN_SAMPLES <= value <= SCORE_MAX_SAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"expected {SCORE_MIN_SAMPLES} to {SCORE_MAX_SAMPLES} images (twice the feature dimension up to the "
+            f"test split), got {value}")
+    return value
+
+
+def _manifest(text: str) -> Path:
+    """An argparse type: an existing, readable manifest file (a typo must not pass as 'nothing to do')."""
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no manifest file at {text!r}; give the MANIFEST.json of a weights folder")
+    try:
+        read_manifest(path)
+    except CheckpointError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return path
+
+
+def _device(text: str) -> str:
+    """An argparse type: a device that exists on this machine (checked before any training)."""
+    try:
+        get_device(text)
+    except (ValueError, RuntimeError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _error(message: str) -> int:
+    """Print ``message`` to stderr and return the exit status of a usage error, 2."""
+    print(message, file=sys.stderr)
+    return 2
 
 
 def _non_negative_int(text: str) -> int:
@@ -89,17 +136,21 @@ def list_command(args: argparse.Namespace) -> int:
 def train_command(args: argparse.Namespace) -> int:
     """Train ``args.name`` from its recipe; write it to ``--out`` or, with ``--ship``, into the package."""
     if args.ship == (args.out is not None):
-        print("train: say where the checkpoint goes: --out DIR (a folder of yours) or --ship "
-              "(replace the copy inside the package)", file=sys.stderr)
-        return 2
-    out_dir = WEIGHTS_DIR if args.ship else args.out
+        return _error("train: say where the checkpoint goes: --out DIR (a folder of yours) or --ship "
+                      "(replace the copy inside the package)")
+    out_dir = WEIGHTS_DIR if args.ship else args.out.expanduser()
     if not args.ship and out_dir.resolve() == WEIGHTS_DIR.resolve():
-        print(f"train: {out_dir} is the package's weights folder; use --ship to replace a shipped model",
-              file=sys.stderr)
-        return 2
+        return _error(f"train: --out {out_dir} is the package's weights folder; use --ship to replace a shipped model")
+    if out_dir.exists() and not out_dir.is_dir():
+        return _error(f"train: --out {out_dir} is a file, not a folder; name a folder (it is created if missing)")
+    try:  # make sure the folder can be written before hours of training, not after
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as err:
+        return _error(f"train: --out {out_dir} cannot be written ({err.strerror}); choose another folder")
     if args.iwae_k is not None and RECIPES[args.name]["kind"] not in ("vae", "vae_study"):
-        print(f"train: --iwae-k applies to VAE recipes only, not to {args.name!r}", file=sys.stderr)
-        return 2
+        return _error(f"train: --iwae-k applies to VAE recipes only, not to {args.name!r}")
     torch.set_num_threads(args.threads)
     run = run_recipe(args.name, num_steps=args.steps, seed=args.seed, device=args.device, iwae_k=args.iwae_k)
     command = recipe_command(args.name, args.steps, args.seed, args.iwae_k, out_dir=None if args.ship else out_dir)
@@ -111,6 +162,11 @@ def train_command(args: argparse.Namespace) -> int:
 
 def score_command(args: argparse.Namespace) -> int:
     """Score every generative model of a manifest; print the scores, and store them with ``--write``."""
+    entries = shipped_entries(GENERATIVE_FAMILIES, args.manifest)
+    unknown = sorted(set(args.names or []) - set(entries))
+    if unknown:
+        return _error(f"score: --names {' '.join(unknown)}: not generative models in {args.manifest}; "
+                      f"choose from {' '.join(entries) or '(none)'}")
     torch.set_num_threads(args.threads)
     rows = scoreboard(args.num_samples, args.names, args.seed, args.manifest, baselines=False)
     if not rows:
@@ -187,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
 
     p = sub.add_parser("list", help="list the shipped checkpoints")
-    p.add_argument("--manifest", type=Path, default=MANIFEST_PATH)
+    p.add_argument("--manifest", type=_manifest, default=MANIFEST_PATH)
     p.set_defaults(handler=list_command)
 
     p = sub.add_parser("train", help="train a shipped model again from its recipe",
@@ -200,20 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iwae-k", type=_positive_int, default=None, help="importance samples of a VAE's test NLL")
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--device", type=_device, default=None, help="cuda, mps or cpu (default: the best available)")
     p.set_defaults(handler=train_command)
 
     p = sub.add_parser("score", help="FID, KID, precision/recall and coverage of every shipped VAE and GAN")
-    p.add_argument("--num-samples", type=_positive_int, default=1000, help="images per set (FID depends on it)")
+    p.add_argument("--num-samples", type=_num_samples, default=1000,
+                   help="images per set, 128 to 1000 (FID depends on it)")
     p.add_argument("--names", nargs="*", default=None, help="only these models (default: every VAE and GAN)")
     p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--manifest", type=Path, default=MANIFEST_PATH)
+    p.add_argument("--manifest", type=_manifest, default=MANIFEST_PATH)
     p.add_argument("--write", action="store_true", help="store the scores in the manifest's metrics")
     p.add_argument("--threads", type=_positive_int, default=1)
     p.set_defaults(handler=score_command)
 
     p = sub.add_parser("verify", help="check every shipped file against its sha256")
-    p.add_argument("--manifest", type=Path, default=MANIFEST_PATH)
+    p.add_argument("--manifest", type=_manifest, default=MANIFEST_PATH)
     p.set_defaults(handler=verify_command)
 
     p = sub.add_parser("student-edition", help="the chapters without their solutions, each exercise a blank",

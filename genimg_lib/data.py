@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import math
+import numbers
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +46,40 @@ DIGITS_TEST_FRACTION = 0.2
 def _check_choice(name: str, value, choices: Sequence) -> None:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; valid choices are {list(choices)}")
+
+
+def check_int(value, name: str, minimum: int | None = 1) -> int:
+    """Return ``value`` as a Python ``int`` if it is an integer ``>= minimum``; else raise.
+
+    Any integral type is accepted (``int``, ``numpy.int64``, a 0-d integer tensor), so that
+    ``batch_size=np.int64(64)`` works; ``bool`` and floats (``2.0``, ``2.5``) are refused,
+    since ``True`` or a rounded float is almost always a slip. The error names ``name``.
+    """
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point() \
+            and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_number(value, name: str, minimum: float | None = None, strict: bool = False) -> float:
+    """Return ``value`` as a finite Python ``float`` ``>= minimum`` (``> minimum`` if ``strict``); else raise.
+
+    Refuses bools, non-numbers, NaN and infinities, with an error that names ``name``.
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum:g}, got {value:g}")
+    return value
 
 
 def _check_value_range(value_range) -> tuple[float, float]:
@@ -257,8 +292,14 @@ def make_loader(
     drop_last: bool = True,
 ) -> DataLoader:
     """A seeded `DataLoader` over in-memory tensors (batches of ``(x,)`` or ``(x, y)``)."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size")
+    seed = check_int(seed, "seed", minimum=0)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor of items, got {type(x).__name__}")
+    if len(x) == 0:
+        raise ValueError("x is empty (0 items): a loader needs at least one item to make batches")
+    if y is not None and not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch.Tensor of labels or None, got {type(y).__name__}")
     if y is not None and len(y) != len(x):
         raise ValueError(f"x has {len(x)} items but y has {len(y)}; they must match")
     if drop_last and batch_size > len(x):
@@ -273,12 +314,71 @@ def make_loader(
     )
 
 
-def infinite_batches(loader: DataLoader) -> Iterator:
-    """Cycle through ``loader`` forever; training loops here count steps, not epochs."""
-    if len(loader) == 0:
-        raise ValueError("the loader yields no batches; check batch_size and drop_last")
-    while True:
-        yield from loader
+class BatchStream:
+    """Batches from a `DataLoader`, epoch after epoch, forever; its position can be saved and restored.
+
+    Iterating it gives exactly the batches of ``while True: yield from loader``. Its
+    `state_dict` holds what fixes the position: the state of the loader's random
+    generator at the start of the current epoch (which decides that epoch's shuffle)
+    and the number of batches of the epoch already consumed. `load_state_dict` rewinds
+    the generator to that state and replays the epoch up to the same batch, so a resumed
+    run sees the same batches as one that never stopped. A loader that shuffles needs its
+    own ``generator`` for that (`make_loader` gives it one).
+    """
+
+    def __init__(self, loader: DataLoader) -> None:
+        if len(loader) == 0:
+            raise ValueError("the loader yields no batches; check batch_size and drop_last")
+        self.loader = loader
+        self._epoch_start: torch.Tensor | None = None
+        self._iterator: Iterator | None = None
+        self.consumed = 0  # batches of the current epoch handed out
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self):
+        if self._iterator is None:  # a new epoch: remember what decides its shuffle
+            self._epoch_start = self.loader.generator.get_state() if self.loader.generator is not None else None
+            self._iterator, self.consumed = iter(self.loader), 0
+        try:
+            batch = next(self._iterator)
+        except StopIteration:
+            self._iterator = None
+            return next(self)
+        self.consumed += 1
+        return batch
+
+    def state_dict(self) -> dict:
+        """``{"epoch_start_rng": ByteTensor or None, "consumed": int}`` (the position, loadable with ``weights_only``)."""
+        if self.loader.generator is None and isinstance(self.loader.sampler, torch.utils.data.RandomSampler):
+            raise ValueError(
+                "this loader shuffles with the global random generator, so its position cannot be "
+                "saved; build it with make_loader(...) (or DataLoader(..., generator=torch.Generator()))"
+            )
+        return {"epoch_start_rng": self._epoch_start, "consumed": self.consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Move to the position saved by `state_dict`: rewind the loader's generator and replay the epoch."""
+        self._iterator, self.consumed = None, 0
+        if state["epoch_start_rng"] is None:  # nothing consumed yet
+            return
+        if self.loader.generator is not None:
+            self.loader.generator.set_state(state["epoch_start_rng"])
+        self._epoch_start = state["epoch_start_rng"]
+        self._iterator = iter(self.loader)
+        for _ in range(int(state["consumed"])):
+            next(self._iterator)
+        self.consumed = int(state["consumed"])
+
+
+def infinite_batches(loader: DataLoader) -> BatchStream:
+    """Cycle through ``loader`` forever (a `BatchStream`); training loops here count steps, not epochs.
+
+    The stream's position can be saved with the run and restored (``state_dict``), which
+    is how `genimg_lib.train.train_gan` resumes a run on the same batches.
+    """
+    return BatchStream(loader)
 
 
 # ---------------------------------------------------------------------------
@@ -302,8 +402,7 @@ class ToyDistribution:
     description: str = ""
 
     def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        n = check_int(n, "n")
         generator = torch.Generator()
         if seed is None:
             generator.seed()
@@ -338,14 +437,16 @@ def gaussian_mixture(
     - \\lVert x-m_k\\rVert^2 / (2 s_k^2)]`.
     """
     means = torch.as_tensor(means, dtype=torch.float32)
-    if means.ndim != 2:
-        raise ValueError(f"means must have shape (K, d), got {tuple(means.shape)}")
+    if means.ndim != 2 or means.shape[0] == 0:
+        raise ValueError(f"means must have shape (K, d) with K >= 1, got {tuple(means.shape)}")
     k, d = means.shape
     stds = torch.as_tensor(stds, dtype=torch.float32).expand(k).clone()
-    if (stds <= 0).any():
-        raise ValueError(f"every std must be positive, got {stds.tolist()}")
+    if not (stds > 0).all() or not torch.isfinite(stds).all():  # written so that NaN fails too
+        raise ValueError(f"every std must be a positive finite number, got {stds.tolist()}")
+    if not torch.isfinite(means).all():
+        raise ValueError(f"every mean must be finite, got {means.tolist()}")
     weights = torch.full((k,), 1.0 / k) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-    if weights.shape != (k,) or (weights < 0).any() or abs(weights.sum().item() - 1) > 1e-5:
+    if weights.shape != (k,) or not (weights >= 0).all() or not abs(weights.sum().item() - 1) <= 1e-5:
         raise ValueError(f"weights must be {k} non-negative numbers summing to 1, got {weights.tolist()}")
 
     def sample(n: int, g: torch.Generator) -> torch.Tensor:
@@ -373,8 +474,8 @@ def noisy_curve(
     ``num_quadrature`` points (a log-sum-exp over them), which is accurate to far
     better than 1e-3 nats when the curve moves less than sigma between points.
     """
-    if noise <= 0:
-        raise ValueError(f"noise must be positive, got {noise}")
+    noise = check_number(noise, "noise", 0.0, strict=True)
+    num_quadrature = check_int(num_quadrature, "num_quadrature")
     t_nodes = (torch.arange(num_quadrature, dtype=torch.float32) + 0.5) / num_quadrature
     nodes = curve(t_nodes)  # (Q, 2)
 
@@ -410,11 +511,15 @@ def _spiral_curve(t: torch.Tensor) -> torch.Tensor:
 
 
 def _ring_means(n_modes: int, radius: float) -> torch.Tensor:
+    n_modes = check_int(n_modes, "n_modes")
+    radius = check_number(radius, "radius", 0.0, strict=True)
     angle = 2 * math.pi * torch.arange(n_modes) / n_modes
     return radius * torch.stack([torch.cos(angle), torch.sin(angle)], -1)
 
 
 def _grid_means(side: int, spacing: float) -> torch.Tensor:
+    side = check_int(side, "side")
+    spacing = check_number(spacing, "spacing", 0.0, strict=True)
     coords = (torch.arange(side, dtype=torch.float32) - (side - 1) / 2) * spacing
     return torch.cartesian_prod(coords, coords)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -28,22 +28,41 @@ from PIL import Image
 from torch import nn
 
 from genimg_lib import viz
-from genimg_lib.data import ToyDistribution
+from genimg_lib.data import ToyDistribution, check_int
 from genimg_lib.losses import PROBABILITY_LOSSES, gan_losses
 from genimg_lib.train import train_gan
 
-def toy_batches(toy: ToyDistribution, batch_size: int, seed: int = 0) -> Iterator[tuple[torch.Tensor]]:
+class ToyBatches:
+    """The iterator `toy_batches` returns; its position (batches drawn so far) can be saved and restored."""
+
+    def __init__(self, toy: ToyDistribution, batch_size: int, seed: int = 0) -> None:
+        if not isinstance(toy, ToyDistribution):
+            raise TypeError(f"toy must be a ToyDistribution (from make_toy), got {type(toy).__name__}")
+        self.toy, self.batch_size = toy, check_int(batch_size, "batch_size")
+        self.seed, self.drawn = check_int(seed, "seed", minimum=0), 0
+
+    def __iter__(self) -> "ToyBatches":
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor]:
+        self.drawn += 1
+        return (self.toy.sample(self.batch_size, seed=self.seed * 1_000_003 + self.drawn),)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"drawn": self.drawn}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.drawn = int(state["drawn"])
+
+
+def toy_batches(toy: ToyDistribution, batch_size: int, seed: int = 0) -> ToyBatches:
     """Endless batches ``(x,)`` of ``batch_size`` fresh points of a 2-D toy, for `train_gan`.
 
     Batch ``i`` (from 1) is ``toy.sample(batch_size, seed=seed * 1_000_003 + i)``: a new
-    sample every time, the same sequence for the same ``seed``.
+    sample every time, the same sequence for the same ``seed``. The iterator's position
+    is saved with a run in progress, so a resumed run draws the batches it would have.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    batch_seed = seed * 1_000_003
-    while True:
-        batch_seed += 1
-        yield (toy.sample(batch_size, seed=batch_seed),)
+    return ToyBatches(toy, batch_size, seed)
 
 
 def grid_points(limits: tuple[float, float] = (-3.0, 3.0), resolution: int = 60) -> torch.Tensor:
@@ -155,8 +174,7 @@ class ToySnapshots:
         on_snapshot: Callable[[ToyGANSnapshot], None] | None = None,
     ) -> None:
         gan_losses(loss)
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer (steps between snapshots), got {every!r}")
+        every = check_int(every, "every (steps between snapshots)")
         self.G, self.D, self.loss, self.every, self.num_steps = G, D, loss, every, num_steps
         self.limits, self.resolution, self.on_snapshot = tuple(limits), resolution, on_snapshot
         device = next(G.parameters()).device
@@ -177,6 +195,18 @@ class ToySnapshots:
         if step % self.every == 0 or step == self.num_steps:
             self._take(step, {"loss_D": history.last("loss_D"), "loss_G": history.last("loss_G")})
 
+    def state_dict(self) -> dict:
+        """The fixed codes and the snapshots so far, as tensors (saved with a run in progress)."""
+        return {"z_fixed": self.z_fixed.cpu(), "snapshots": [
+            {"step": s.step, "fake": torch.from_numpy(s.fake), "grad": torch.from_numpy(s.grad),
+             "d_map": torch.from_numpy(s.d_map), "losses": dict(s.losses)} for s in self.snapshots]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take back the fixed codes and the snapshots of a saved run (replacing the step-0 snapshot)."""
+        self.z_fixed = state["z_fixed"].to(self.z_fixed.device)
+        self.snapshots = [ToyGANSnapshot(s["step"], s["fake"].numpy(), s["grad"].numpy(), s["d_map"].numpy(),
+                                         self.limits, self.loss, dict(s["losses"])) for s in state["snapshots"]]
+
 
 def train_toy_gan(
     G: nn.Module,
@@ -196,6 +226,10 @@ def train_toy_gan(
     resolution: int = 60,
     seed: int = 0,
     show_progress: bool = False,
+    explode_factor: float | None = 1e4,
+    checkpoint_path=None,
+    checkpoint_every: int = 500,
+    resume=None,
 ):
     """Train a GAN on a 2-D toy with `genimg_lib.train.train_gan`, recording snapshots to draw.
 
@@ -203,8 +237,12 @@ def train_toy_gan(
     ``seed``), noise from a generator seeded with ``seed``, and, when ``snapshot_every``
     is set, a `ToySnapshots` callback. Initialise G and D under a fixed seed for a
     reproducible run. Returns ``(history, snapshots)``; ``snapshots`` is empty when
-    ``snapshot_every`` is None. Chapter: A GAN you can watch.
+    ``snapshot_every`` is None. ``explode_factor``, ``checkpoint_path``,
+    ``checkpoint_every`` and ``resume`` go to `train_gan`: a resumed run continues the
+    batch stream, the noise and the snapshots where the saved run stopped.
+    Chapter: A GAN you can watch.
     """
+    seed = check_int(seed, "seed", minimum=0)
     generator = torch.Generator().manual_seed(seed)
     recorder = None
     if snapshot_every is not None:
@@ -213,7 +251,9 @@ def train_toy_gan(
         torch.randn(num_fixed, G.z_dim, generator=generator)  # the same noise stream with or without snapshots
     history = train_gan(G, D, toy_batches(toy, batch_size, seed), num_steps, loss=loss, n_critic=n_critic,
                         lr_G=lr_G, lr_D=lr_D, betas=betas, gp_weight=gp_weight, callback=recorder,
-                        generator=generator, desc=f"toy GAN ({loss})", show_progress=show_progress)
+                        generator=generator, desc=f"toy GAN ({loss})", show_progress=show_progress,
+                        explode_factor=explode_factor, checkpoint_path=checkpoint_path,
+                        checkpoint_every=checkpoint_every, resume=resume)
     return history, (recorder.snapshots if recorder is not None else [])
 
 

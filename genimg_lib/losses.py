@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from genimg_lib.data import check_images
+from genimg_lib.data import check_images, check_int, check_number
 
 
 # ===========================================================================
@@ -205,6 +205,12 @@ def ppca_elbo(
     if q_cov.shape not in ((d, d), (N, d, d)):
         raise ValueError(f"q_cov must be (d, d) or (N, d, d) with d = {d}, got shape {tuple(q_cov.shape)}")
     S = q_cov.expand(N, d, d)
+    if not torch.isfinite(S).all() or not torch.allclose(S, S.mT) or (torch.linalg.cholesky_ex(S).info != 0).any():
+        raise ValueError(
+            "q_cov must be a symmetric positive definite covariance (every eigenvalue > 0): with any other "
+            "matrix the 'bound' is meaningless and can exceed log p(x). Build it as L @ L.T + eps * I, "
+            "or take it from ppca_posterior"
+        )
     resid = x - mu - q_mean @ W.T                                       # x - (W m + mu)
     trace_wsw = torch.einsum("ij,njk,ik->n", W, S, W)                   # tr(W S W^T)
     expected_log_lik = -0.5 * (D * torch.log(2 * math.pi * s2) + (resid.pow(2).sum(1) + trace_wsw) / s2)
@@ -219,6 +225,10 @@ def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
 
     .. math:: \log\tfrac1K\textstyle\sum_k e^{a_k} = m + \log\tfrac1K\sum_k e^{a_k - m},\quad m=\max_k a_k
     """
+    if a.dim() == 0 or a.shape[dim] == 0:
+        raise ValueError(
+            f"log_mean_exp needs at least one value along dim={dim} (K >= 1 samples), got shape {tuple(a.shape)}"
+        )
     return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
 
 
@@ -232,6 +242,10 @@ def iwae_bound(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
     ``log_w[k] = log p(x, z_k) - log q(z_k | x)``, ``z_k ~ q(z | x)``.
     Burda et al. (2016). Chapter: Deriving the ELBO.
     """
+    if log_w.dim() == 0 or log_w.shape[dim] == 0:
+        raise ValueError(
+            f"iwae_bound needs K >= 1 importance samples along dim={dim} of log_w, got shape {tuple(log_w.shape)}"
+        )
     return log_mean_exp(log_w, dim=dim)
 
 
@@ -249,8 +263,7 @@ def elbo(
     ``-elbo(...).mean()``: summed over pixels, averaged over the batch.
     Chapter: Building a VAE.
     """
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0 (it weighs the KL term), got {beta}")
+    check_number(beta, "beta (the weight of the KL term)", 0.0)
     if x.shape[0] != mu.shape[0]:
         raise ValueError(f"batch sizes differ: x has {x.shape[0]} rows, mu has {mu.shape[0]}")
     return bernoulli_log_likelihood(x, logits) - beta * gaussian_kl(mu, logvar)
@@ -275,10 +288,8 @@ def vae_loss(
     *unclamped* batch-mean KL, so the logged rate is always the true one.
     Chapters: Building a VAE; Exploring the latent space.
     """
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0 (it weighs the KL term), got {beta}")
-    if free_bits < 0:
-        raise ValueError(f"free_bits must be >= 0 nats per dimension, got {free_bits}")
+    check_number(beta, "beta (the weight of the KL term)", 0.0)
+    check_number(free_bits, "free_bits (nats per dimension)", 0.0)
     if x.shape[0] != mu.shape[0]:
         raise ValueError(f"batch sizes differ: x has {x.shape[0]} rows, mu has {mu.shape[0]}")
     recon = -bernoulli_log_likelihood(x, logits).mean()  # summed over pixels, mean over batch
@@ -292,8 +303,7 @@ def bits_per_dim(nll_nats: float | torch.Tensor, num_dims: int = 784) -> float |
 
     .. math:: \text{bits/dim} = \frac{\text{NLL}}{D \log 2}
     """
-    if num_dims <= 0:
-        raise ValueError(f"num_dims must be positive, got {num_dims}")
+    check_int(num_dims, "num_dims")
     return nll_nats / (num_dims * math.log(2))
 
 

@@ -37,7 +37,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from genimg_lib.checkpoints import load_model
 from genimg_lib.classifier import MNISTClassifier
-from genimg_lib.data import NUM_CLASSES, check_images
+from genimg_lib.data import NUM_CLASSES, check_images, check_int, check_number
 from genimg_lib.losses import bernoulli_log_likelihood, bits_per_dim, kl_per_dim
 
 
@@ -49,6 +49,39 @@ def check_fake_images(x: Any, name: str = "images") -> torch.Tensor:
     within 1e-4 of the range (float round-off) are clipped into it.
     """
     return check_images(x, (0.0, 1.0), name).float().clamp(0.0, 1.0)
+
+
+def check_features(f: Any, name: str = "features", num_features: int | None = None) -> torch.Tensor:
+    """Return ``f`` if it is a non-empty float tensor ``(N, d)`` of finite features; else raise, naming ``name``.
+
+    NaN features would otherwise give a precision of 0 or a NaN FID (after a linear
+    algebra error deep in the covariance square root); every measure on features checks
+    its inputs here first. ``num_features`` fixes ``d`` when given.
+    """
+    if not isinstance(f, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor of features (N, d), got {type(f).__name__}")
+    if f.dim() != 2 or (num_features is not None and f.shape[1] != num_features):
+        d = "d" if num_features is None else str(num_features)
+        raise ValueError(f"{name}: expected features of shape (N, {d}), got {tuple(f.shape)}; "
+                         "compute them with extract_features(x)")
+    if not f.is_floating_point():
+        raise TypeError(f"{name}: expected float features, got dtype {f.dtype}")
+    if len(f) == 0:
+        raise ValueError(f"{name}: the set is empty (0 features); a measure needs samples")
+    if not torch.isfinite(f).all():
+        bad = int((~torch.isfinite(f)).sum())
+        raise ValueError(f"{name}: {bad} feature value(s) are NaN or infinite; check the images and the extractor")
+    return f
+
+
+def _check_feature_pair(f_real: Any, f_fake: Any) -> None:
+    check_features(f_real, "real_features")
+    check_features(f_fake, "fake_features")
+    if f_real.shape[1] != f_fake.shape[1]:
+        raise ValueError(
+            f"real_features and fake_features must have the same dimension d, got {f_real.shape[1]} and "
+            f"{f_fake.shape[1]}; extract both with the same extractor"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -188,11 +221,19 @@ def kid(
     x_real, x_fake = check_fake_images(x_real, "x_real"), check_fake_images(x_fake, "x_fake")
     n = min(len(x_real), len(x_fake))
     check_enough_samples(n, extractor, "KID")
-    subset_size = subset_size or n // 2
+    subset_size, subsets = _check_kid_subsets(subset_size, subsets, n)
     metric = _kid_metric(extractor, subset_size, subsets)
     _update(metric, x_real, True)
     _update(metric, x_fake, False)
     return _kid_compute(metric, seed)
+
+
+def _check_kid_subsets(subset_size: int | None, subsets: int, n: int) -> tuple[int, int]:
+    """``(subset_size, subsets)`` checked: ``subset_size`` in 2..n (default n // 2), ``subsets >= 1``."""
+    subset_size = n // 2 if subset_size is None else check_int(subset_size, "subset_size", minimum=2)
+    if subset_size > n:
+        raise ValueError(f"subset_size={subset_size} is larger than the smaller set ({n} images); lower it")
+    return subset_size, check_int(subsets, "subsets")
 
 
 def _kid_compute(metric, seed: int) -> tuple[float, float]:
@@ -226,6 +267,7 @@ class PrecomputedFeatures(nn.Module):
 
 def fid_from_features(f_real: torch.Tensor, f_fake: torch.Tensor) -> float:
     """`fid` on features ``(N, d)`` already computed (e.g. by `extract_features`), through torchmetrics."""
+    _check_feature_pair(f_real, f_fake)
     extractor = PrecomputedFeatures(f_real.shape[-1])
     check_enough_samples(min(len(f_real), len(f_fake)), extractor, "FID")
     metric = _fid_metric(extractor)
@@ -238,10 +280,12 @@ def kid_from_features(
     f_real: torch.Tensor, f_fake: torch.Tensor, subset_size: int | None = None, subsets: int = 50, seed: int = 0
 ) -> tuple[float, float]:
     """`kid` on features ``(N, d)`` already computed, through torchmetrics; returns ``(mean, std)``."""
+    _check_feature_pair(f_real, f_fake)
     extractor = PrecomputedFeatures(f_real.shape[-1])
     n = min(len(f_real), len(f_fake))
     check_enough_samples(n, extractor, "KID")
-    metric = _kid_metric(extractor, subset_size or n // 2, subsets)
+    subset_size, subsets = _check_kid_subsets(subset_size, subsets, n)
+    metric = _kid_metric(extractor, subset_size, subsets)
     metric.update(extractor(f_real), real=True)
     metric.update(extractor(f_fake), real=False)
     return _kid_compute(metric, seed)
@@ -252,8 +296,8 @@ def kid_from_features(
 # ---------------------------------------------------------------------------
 def knn_radii(features: torch.Tensor, k: int = 3) -> torch.Tensor:
     r"""Distance from each point to its k-th nearest *other* point: :math:`r_i = \lVert f_i - \mathrm{NN}_k(f_i)\rVert`, shape ``(N,)``."""
-    if features.ndim != 2:
-        raise ValueError(f"features must have shape (N, d), got {tuple(features.shape)}")
+    check_features(features, "features")
+    k = check_int(k, "k (the number of nearest neighbours)")
     if len(features) <= k:
         raise ValueError(f"k={k} nearest neighbours need more than {k} points, got {len(features)}")
     dist = torch.cdist(features.double(), features.double())  # (N, N); the diagonal (self) is 0
@@ -281,6 +325,7 @@ def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k
     Precision: how many samples look real (quality). Recall: how much of the real
     data the samples cover (diversity). ``k = 3`` as in the paper.
     """
+    _check_feature_pair(real_features, fake_features)
     radii_real = knn_radii(real_features, k)
     radii_fake = knn_radii(fake_features, k)
     precision = manifold_fraction(real_features, radii_real, fake_features)
@@ -305,10 +350,11 @@ def class_coverage(x: torch.Tensor, classifier: nn.Module | None = None, min_sha
 
     is 0 for perfectly balanced classes and :math:`\log 10 \approx 2.303` when every image is the same digit.
     """
-    classifier = classifier or domain_classifier()
+    min_share = check_number(min_share, "min_share", 0.0)
     x = check_fake_images(x)
     if len(x) == 0:
-        raise ValueError("class_coverage needs at least one image")
+        raise ValueError("class_coverage needs at least one image in x")
+    classifier = classifier or domain_classifier()
     device = next(classifier.parameters()).device
     preds = torch.cat([classifier(xb.to(device)).argmax(1).cpu() for xb in x.split(500)])
     return coverage_from_predictions(preds, min_share)
@@ -338,8 +384,10 @@ def estimate_nll(model: nn.Module, x: torch.Tensor, num_samples: int = 100, batc
     """
     if not hasattr(model, "estimate_log_px"):
         raise TypeError(f"{type(model).__name__} has no estimate_log_px: only models with a likelihood (VAEs) have an NLL")
+    check_images(x, (0.0, 1.0), "estimate_nll(x)")
     if len(x) == 0:
-        raise ValueError("estimate_nll needs at least one image")
+        raise ValueError("estimate_nll needs at least one image in x")
+    num_samples, batch_size = check_int(num_samples, "num_samples"), check_int(batch_size, "batch_size")
     device = next(model.parameters()).device
     total = 0.0
     for xb in x.split(batch_size):
@@ -372,9 +420,11 @@ def evaluate_vae(
         raise ValueError(f"{type(model).__name__} is conditional: pass the labels y of x to evaluate_vae")
     check_images(x, (0.0, 1.0), "evaluate_vae(x)")
     if len(x) == 0:
-        raise ValueError("evaluate_vae needs at least one image")
-    if not isinstance(iwae_k, int) or iwae_k < 1:
-        raise ValueError(f"iwae_k is the number of importance samples and must be an integer >= 1, got {iwae_k!r}")
+        raise ValueError("evaluate_vae needs at least one image in x")
+    iwae_k = check_int(iwae_k, "iwae_k (the number of importance samples)")
+    batch_size = check_int(batch_size, "batch_size")
+    if conditional and len(y) != len(x):
+        raise ValueError(f"x has {len(x)} images but y has {len(y)} labels; they must match")
     model.eval()
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
@@ -415,8 +465,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     The kernel :math:`w_i \propto e^{-i^2 / 2\sigma^2}`, :math:`|i| \le \lceil 3\sigma \rceil`, is
     applied along rows, then columns, with zero padding; the range stays in [0, 1].
     """
-    if sigma < 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    sigma = check_number(sigma, "sigma", 0.0)
+    check_images(x, (0.0, 1.0), "gaussian_blur(x)", shape=None)
     if sigma == 0:
         return x.clone()
     radius = max(1, math.ceil(3 * sigma))
@@ -429,7 +479,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def add_pixel_noise(x: torch.Tensor, std: float, seed: int = 0) -> torch.Tensor:
     """Add Gaussian noise of std ``std`` to every pixel (seeded), then clip to [0, 1]."""
-    if std < 0:
-        raise ValueError(f"std must be >= 0, got {std}")
+    std = check_number(std, "std", 0.0)
+    check_images(x, (0.0, 1.0), "add_pixel_noise(x)", shape=None)
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
     return (x + std * noise).clamp(0.0, 1.0)

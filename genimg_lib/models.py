@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genimg_lib.data import IMAGE_SHAPE, check_images
+from genimg_lib.data import IMAGE_SHAPE, check_images, check_int
 from genimg_lib.losses import bernoulli_log_likelihood, iwae_bound, log_normal_diag
 
 
@@ -68,8 +68,7 @@ def _check_dtype(t: torch.Tensor, model: nn.Module, what: str) -> None:
 
 
 def _check_z_dim(z_dim: int) -> None:
-    if not isinstance(z_dim, int) or z_dim <= 0:
-        raise ValueError(f"z_dim must be a positive integer (the number of latent dimensions), got {z_dim!r}")
+    check_int(z_dim, "z_dim (the number of latent dimensions)")
 
 
 def _one_hot(y: torch.Tensor | None, num_classes: int, n: int, device) -> torch.Tensor | None:
@@ -90,6 +89,29 @@ def _one_hot(y: torch.Tensor | None, num_classes: int, n: int, device) -> torch.
     if y.numel() and (y.min() < 0 or y.max() >= num_classes):
         raise ValueError(f"labels must lie in 0..{num_classes - 1}, got values in [{y.min().item()}, {y.max().item()}]")
     return nn.functional.one_hot(y, num_classes).float()
+
+
+def _labels_for_sampling(num_classes: int, num_samples: int, y, generator) -> torch.Tensor | None:
+    """The labels ``(num_samples,)`` a ``sample`` call uses: ``y`` (one class, or one per sample), or drawn uniformly."""
+    if num_classes == 0:
+        if y is not None:
+            raise ValueError("this model is unconditional (num_classes=0): call sample() without y")
+        return None
+    if y is None:  # draw classes uniformly
+        gdev = generator.device if generator is not None else "cpu"
+        return torch.randint(0, num_classes, (num_samples,), generator=generator, device=gdev)
+    t = torch.as_tensor(y)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"labels y must be integer class indices in 0..{num_classes - 1}, got {y!r} ({t.dtype}); "
+                        "pass e.g. y=3 or a LongTensor")
+    t = t.long().reshape(-1)
+    if t.numel() == 1:
+        t = t.repeat(num_samples)
+    if t.numel() != num_samples:
+        raise ValueError(f"labels y must be one class or {num_samples} labels (one per sample), got {t.numel()}")
+    if t.min() < 0 or t.max() >= num_classes:
+        raise ValueError(f"labels y must lie in 0..{num_classes - 1}, got values in [{t.min().item()}, {t.max().item()}]")
+    return t
 
 
 class MLPEncoder(nn.Module):
@@ -239,18 +261,6 @@ class VAEBase(nn.Module):
         z = reparameterize(mu, logvar, generator)
         return self.decode(z, y), mu, logvar
 
-    def _labels_for_sampling(self, num_samples: int, y, generator) -> torch.Tensor | None:
-        if self.num_classes == 0:
-            if y is not None:
-                raise ValueError("this model is unconditional: call sample() without y")
-            return None
-        if y is None:  # draw classes uniformly
-            gdev = generator.device if generator is not None else "cpu"
-            return torch.randint(0, self.num_classes, (num_samples,), generator=generator, device=gdev)
-        y = torch.as_tensor(y).long().reshape(-1)
-        if y.numel() == 1:
-            y = y.repeat(num_samples)
-        return y
 
     @torch.no_grad()
     def sample(
@@ -261,12 +271,11 @@ class VAEBase(nn.Module):
         Returns ``(num_samples, 1, 28, 28)`` in [0, 1] (pixel probabilities, the usual way to
         show a Bernoulli VAE's samples). A `CVAE` takes labels ``y`` (one int, or one per sample).
         """
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        num_samples = check_int(num_samples, "num_samples")
         device = self._device()
         gdev = generator.device if generator is not None else "cpu"
         z = torch.randn(num_samples, self.z_dim, generator=generator, device=gdev).to(device)
-        y = self._labels_for_sampling(num_samples, y, generator)
+        y = _labels_for_sampling(self.num_classes, num_samples, y, generator)
         if y is not None:
             y = y.to(device)
         return torch.sigmoid(self.decode(z, y))
@@ -290,13 +299,9 @@ class VAEBase(nn.Module):
         [0, 1] (binary for a true likelihood). Test NLL is ``-estimate_log_px(x).mean()``.
         Chapter: Building a VAE step by step.
         """
-        check_images(x, (0.0, 1.0), f"{type(self).__name__}.estimate_log_px(x)")
-        if x.numel() and (x.min() < 0 or x.max() > 1):
-            raise ValueError(
-                f"a Bernoulli likelihood needs images in [0, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]"
-            )
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        check_images(x, (0.0, 1.0), f"{type(self).__name__}.estimate_log_px(x)")  # Bernoulli: [0, 1], finite
+        num_samples = check_int(num_samples, "num_samples")
+        batch_size = check_int(batch_size, "batch_size")
         if y is not None and len(y) != len(x):
             raise ValueError(f"x has {len(x)} images but y has {len(y)} labels; they must match")
         device = self._device()
@@ -350,9 +355,7 @@ class CVAE(VAEBase):
     def __init__(
         self, z_dim: int = 8, arch: str = "conv", hidden_dims: tuple[int, ...] = (256,), channels: int = 32, num_classes: int = 10
     ) -> None:
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-        self.num_classes = num_classes
+        self.num_classes = check_int(num_classes, "num_classes", minimum=2)
         super().__init__(z_dim, arch, hidden_dims, channels)
 
 
@@ -364,10 +367,8 @@ class CVAE(VAEBase):
 # --- Part III-a: MLP generator/discriminator for 2-D toys (A GAN you can watch)
 def _mlp(in_dim: int, hidden_dim: int, num_layers: int, out_dim: int, slope: float) -> nn.Sequential:
     """``num_layers`` linear layers, ``hidden_dim`` wide, with (leaky) ReLU between them."""
-    if num_layers < 2:
-        raise ValueError(f"num_layers must be at least 2 (one hidden layer), got {num_layers}")
-    if hidden_dim < 1:
-        raise ValueError(f"hidden_dim must be a positive integer, got {hidden_dim}")
+    check_int(num_layers, "num_layers (at least 2: one hidden layer)", minimum=2)
+    check_int(hidden_dim, "hidden_dim")
     act = nn.LeakyReLU(slope) if slope > 0 else nn.ReLU()
     layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim), act]
     for _ in range(num_layers - 2):
@@ -402,6 +403,8 @@ class MLPGenerator(nn.Module):
 
     def sample(self, num_samples: int, generator: torch.Generator | None = None, y: None = None) -> torch.Tensor:
         """Draw ``num_samples`` points ``(N, data_dim)`` (``y`` is unused: unconditional)."""
+        num_samples = check_int(num_samples, "num_samples")
+        _labels_for_sampling(0, num_samples, y, generator)  # an unconditional model takes no y
         device = next(self.parameters()).device
         z = torch.randn(num_samples, self.z_dim, generator=generator,
                         device=generator.device if generator is not None else device)
@@ -481,8 +484,8 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, z_dim: int = 64, width: int = 32, num_classes: int = 0) -> None:
         super().__init__()
-        if z_dim < 1 or width < 1 or num_classes < 0:
-            raise ValueError(f"need z_dim >= 1, width >= 1, num_classes >= 0; got {z_dim}, {width}, {num_classes}")
+        z_dim, width = check_int(z_dim, "z_dim"), check_int(width, "width")
+        num_classes = check_int(num_classes, "num_classes", minimum=0)
         self.z_dim, self.width, self.num_classes = z_dim, width, num_classes
         self.fc = nn.Linear(z_dim + num_classes, 2 * width * 7 * 7)
         self.net = nn.Sequential(
@@ -538,8 +541,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, width: int = 32, num_classes: int = 0, spectral_norm: bool = False) -> None:
         super().__init__()
-        if width < 1 or num_classes < 0:
-            raise ValueError(f"need width >= 1 and num_classes >= 0, got {width}, {num_classes}")
+        width, num_classes = check_int(width, "width"), check_int(num_classes, "num_classes", minimum=0)
         self.width, self.num_classes = width, num_classes
         self.features = nn.Sequential(
             _sn(nn.Conv2d(1, width, 4, 2, 1), spectral_norm),  # 28 -> 14
@@ -595,14 +597,8 @@ class DCGAN(nn.Module):
         A conditional model uses the labels ``y`` (shape ``(N,)``) or, when None,
         classes drawn uniformly with ``generator``. ``generator`` may live on the CPU.
         """
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        num_samples = check_int(num_samples, "num_samples")
         device = next(self.parameters()).device
         z = torch.randn(num_samples, self.z_dim, generator=generator).to(device)
-        if self.num_classes:
-            if y is None:
-                y = torch.randint(0, self.num_classes, (num_samples,), generator=generator)
-            y = torch.as_tensor(y).to(device)
-        elif y is not None:
-            raise ValueError("this GAN is unconditional (num_classes=0); sample it with y=None")
-        return (self.G(z, y) + 1) / 2
+        y = _labels_for_sampling(self.num_classes, num_samples, y, generator)
+        return (self.G(z, None if y is None else y.to(device)) + 1) / 2

@@ -31,7 +31,7 @@ from torch import nn
 
 from genimg_lib.checkpoints import MANIFEST_PATH, WEIGHTS_DIR, register_shipped, save_checkpoint
 from genimg_lib.classifier import MNISTClassifier, classifier_accuracy, train_classifier
-from genimg_lib.data import infinite_batches, load_mnist5k, make_loader
+from genimg_lib.data import check_int, infinite_batches, load_mnist5k, make_loader
 from genimg_lib.device import get_device
 from genimg_lib.measures import evaluate_vae
 from genimg_lib.models import CVAE, DCGAN, VAE, count_parameters
@@ -118,11 +118,6 @@ def check_recipe_name(name: str) -> dict[str, Any]:
     return copy.deepcopy(RECIPES[name])
 
 
-def _check_positive_int(value: Any, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-
-
 # ---------------------------------------------------------------------------
 # Running a recipe
 # ---------------------------------------------------------------------------
@@ -144,13 +139,12 @@ def run_recipe(
     """
     recipe = check_recipe_name(name)
     if num_steps is not None:
-        _check_positive_int(num_steps, "num_steps")
+        num_steps = check_int(num_steps, "num_steps")
     if iwae_k is not None:
-        _check_positive_int(iwae_k, "iwae_k")
+        iwae_k = check_int(iwae_k, "iwae_k")
         if recipe["kind"] not in ("vae", "vae_study"):
             raise ValueError(f"iwae_k only applies to VAE recipes, not to {name!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_int(seed, "seed", minimum=0)
     device = get_device(None if device is None else str(device))
     cost = {"device": str(device), "threads": torch.get_num_threads(),
             "load_average_at_start": round(os.getloadavg()[0], 1)}  # how busy the machine was: costs are wall time
@@ -333,6 +327,20 @@ def recipe_command(
     return f"python -m genimg_lib train {name} {where}{extra}" + (f" --seed {seed}" if seed else "")
 
 
+def _check_finite_state(state: Any, where: str = "state") -> None:
+    """Raise if any floating point tensor of ``state`` (nested dicts and lists) holds NaN or inf."""
+    if isinstance(state, torch.Tensor):
+        if state.is_floating_point() and not torch.isfinite(state).all():
+            raise ValueError(f"the run's {where} holds NaN or infinite values: the training diverged; "
+                             "nothing was written. Lower the learning rate and train again")
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            _check_finite_state(value, f"{where}[{key!r}]")
+    elif isinstance(state, (list, tuple)):
+        for i, value in enumerate(state):
+            _check_finite_state(value, f"{where}[{i}]")
+
+
 def save_run(run: Run, out_dir: str | Path, command: str, ship: bool = False) -> dict[str, Any]:
     """Write ``run`` to ``out_dir/<name>.pt`` and record it in ``out_dir/MANIFEST.json``; return the entry.
 
@@ -352,6 +360,7 @@ def save_run(run: Run, out_dir: str | Path, command: str, ship: bool = False) ->
         )
     if ship and not into_package:
         raise ValueError(f"ship=True writes into {WEIGHTS_DIR}, not {out_dir}")
+    _check_finite_state(run.state)
     path = out_dir / f"{run.name}.pt"
     save_checkpoint(run.state, path)
     manifest_path = MANIFEST_PATH if into_package else out_dir / "MANIFEST.json"

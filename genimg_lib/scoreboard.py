@@ -20,7 +20,7 @@ from torch import nn
 
 from genimg_lib import viz
 from genimg_lib.checkpoints import GENERATIVE_FAMILIES, MANIFEST_PATH, load_model, read_manifest, shipped_entries
-from genimg_lib.data import IMAGE_SHAPE, NUM_CLASSES, load_mnist5k
+from genimg_lib.data import IMAGE_SHAPE, NUM_CLASSES, check_int, load_mnist5k
 from genimg_lib.losses import bits_per_dim
 from genimg_lib.measures import (
     DomainFeatures,
@@ -55,11 +55,13 @@ class Scorer:
         k: int = 3,
         kid_subsets: int = 50,
     ) -> None:
+        self.k, self.seed = check_int(k, "k (the number of nearest neighbours)"), check_int(seed, "seed", minimum=0)
+        self.kid_subsets = check_int(kid_subsets, "kid_subsets")
         self.extractor = extractor or default_extractor()
-        self.k, self.seed, self.kid_subsets = k, seed, kid_subsets
         if x_real is None:
             x_test, _ = load_mnist5k("test")
-            if not isinstance(num_samples, int) or not 1 <= num_samples <= len(x_test):
+            num_samples = check_int(num_samples, "num_samples")
+            if num_samples > len(x_test):
                 raise ValueError(f"num_samples must be an integer in 1..{len(x_test)} (the test split), got {num_samples!r}")
             x_real = x_test[torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed))[:num_samples]]
         self.x_real = check_fake_images(x_real, "x_real")
@@ -159,6 +161,8 @@ def scoreboard(
     counted on the rebuilt model; the training cost is the manifest's ``cost``.
     """
     entries = shipped_entries(GENERATIVE_FAMILIES, manifest_path)
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of model names, e.g. [{names!r}], got the string {names!r}")
     if names is not None:
         unknown = sorted(set(names) - set(entries))
         if unknown:

@@ -9,7 +9,11 @@ write each loop inline first and check that the library's gives the same numbers
 - `progress`: a ``tqdm.auto`` bar (a widget in Jupyter, text elsewhere);
 - `History`: losses and metrics recorded against the step;
 - `check_finite`: stops a run, before the update, the moment a loss becomes NaN or
-  infinite, with a message saying which loss, at which step, and what usually fixes it.
+  infinite, with a message saying which loss, at which step, and what usually fixes it;
+- `ExplosionGuard`: stops a run whose loss or gradient norm explodes while staying finite;
+- `RunState`: the checkpoint of a run in progress, so that a stopped run (a Colab session
+  that died) continues exactly where it was: ``train_vae(..., checkpoint_path="run.pt")``,
+  then ``train_vae(..., resume="run.pt")`` (CONTRIBUTING.md, "Resuming a run").
 
 How the shipped checkpoints were trained with these loops is in `genimg_lib.recipes`.
 """
@@ -17,20 +21,32 @@ How the shipped checkpoints were trained with these loops is in `genimg_lib.reci
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterable, Mapping
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
 
-from genimg_lib.data import check_images, dynamic_binarize, infinite_batches, load_mnist5k, make_loader
+from genimg_lib.data import (
+    check_images, check_int, check_number, dynamic_binarize, infinite_batches, load_mnist5k, make_loader,
+)
 from genimg_lib.losses import PROBABILITY_LOSSES, gan_losses, gradient_penalty, vae_loss
 from genimg_lib.models import check_tanh_range
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite during training."""
+class DivergenceError(FloatingPointError):
+    """Training diverged: a loss or gradient norm became NaN or infinite, or exploded."""
+
+
+class NonFiniteLossError(DivergenceError):
+    """A loss (or a gradient norm) became NaN or infinite during training."""
+
+
+class ExplodingLossError(DivergenceError):
+    """A loss or a gradient norm grew past ``explode_factor`` times its reference (see `ExplosionGuard`)."""
 
 
 def progress(iterable: Iterable | int, desc: str = "training", disable: bool = False, **kwargs) -> tqdm:
@@ -39,7 +55,7 @@ def progress(iterable: Iterable | int, desc: str = "training", disable: bool = F
     Set the environment variable ``GENIMG_PROGRESS=0`` to hide the bars, e.g. in logs.
     """
     disable = disable or os.environ.get("GENIMG_PROGRESS", "1") == "0"
-    if isinstance(iterable, int):
+    if isinstance(iterable, int):  # initial=k: a resumed run's bar starts at step k
         return tqdm(total=iterable, desc=desc, disable=disable, mininterval=0.5, **kwargs)
     return tqdm(iterable, desc=desc, disable=disable, mininterval=0.5, **kwargs)
 
@@ -60,6 +76,70 @@ def check_finite(step: int, **losses: float | torch.Tensor) -> None:
                 "loss (use the logit-based losses), or inputs outside the expected value "
                 "range. Lower the learning rate or check the inputs, then restart."
             )
+
+
+def _grad_norm(parameters) -> float:
+    """The l2 norm of all the gradients of ``parameters`` taken together."""
+    sq = [p.grad.detach().pow(2).sum() for p in parameters if p.grad is not None]
+    return torch.stack(sq).sum().sqrt().item() if sq else 0.0
+
+
+#: The first steps whose values set the reference of `ExplosionGuard`.
+EXPLODE_REFERENCE_STEPS = 20
+
+
+class ExplosionGuard:
+    r"""Stops a run, before the update, when a loss or a gradient norm is NaN, infinite or has exploded.
+
+    The rule, for each watched value :math:`v` (a loss, a gradient norm), with
+    :math:`F` = ``explode_factor`` and :math:`T_0` = `EXPLODE_REFERENCE_STEPS` (20):
+
+    .. math:: r = \max\big(1,\ \max_{t \le T_0} |v_t|\big), \qquad
+       \text{stop at the first } t > T_0 \text{ with } |v_t| > F\, r .
+
+    The reference :math:`r` is the largest magnitude over the first 20 steps (at
+    least 1, so that a loss that starts near 0, like a critic's, has room to move).
+    A healthy run stays far below: over the shipped recipes and the book's live runs
+    the largest ratio :math:`|v_t| / r` is below 10, while a diverging learning rate
+    passes :math:`10^4` within a few hundred steps, long before the values overflow
+    (a GAN whose loss reached 3.6e22 once ran on unnoticed). ``explode_factor=None``
+    keeps only the NaN/inf check. Raises `NonFiniteLossError` or `ExplodingLossError`.
+    Its references are saved with a run in progress (`state_dict`).
+    """
+
+    def __init__(self, explode_factor: float | None = 1e4) -> None:
+        if explode_factor is not None:
+            explode_factor = check_number(explode_factor, "explode_factor", 1.0, strict=True)
+        self.explode_factor = explode_factor
+        self.reference: dict[str, float] = {}
+
+    def check(self, step: int, **values: float | torch.Tensor) -> None:
+        """Check each named value at ``step``; call it before ``backward()`` (losses) or ``step()`` (gradient norms)."""
+        check_finite(step, **values)
+        for name, value in values.items():
+            v = abs(value.detach().float().item() if isinstance(value, torch.Tensor) else float(value))
+            ref = self.reference.get(name, 1.0)
+            if step <= EXPLODE_REFERENCE_STEPS:
+                self.reference[name] = max(ref, v)
+            elif self.explode_factor is not None and v > self.explode_factor * ref:
+                raise ExplodingLossError(
+                    f"{name} = {v:.3g} at step {step} is more than explode_factor={self.explode_factor:g} times "
+                    f"its reference {ref:.3g} (the largest |{name}| of the first {EXPLODE_REFERENCE_STEPS} steps, "
+                    "at least 1): the run is diverging. Lower the learning rate and restart (or resume from an "
+                    "earlier checkpoint); pass explode_factor=None to switch this check off."
+                )
+
+    def check_gradients(self, step: int, parameters: Iterable[torch.nn.Parameter], name: str = "grad_norm") -> float:
+        """`check` the l2 norm of the gradients of ``parameters`` (after ``backward()``, before ``step()``); return it."""
+        norm = _grad_norm(parameters)
+        self.check(step, **{name: norm})
+        return norm
+
+    def state_dict(self) -> dict[str, float]:
+        return dict(self.reference)
+
+    def load_state_dict(self, state: Mapping[str, float]) -> None:
+        self.reference = {k: float(v) for k, v in state.items()}
 
 
 class History(Mapping):
@@ -89,10 +169,13 @@ class History(Mapping):
         vals = self._values[key][-last:] if last else self._values[key]
         return sum(vals) / len(vals)
 
-    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
-        """The curves as tensors, ``{key: {"step": int32 (T,), "value": float32 (T,)}}``: compact to save."""
+    def state_dict(self, dtype: torch.dtype = torch.float32) -> dict[str, dict[str, torch.Tensor]]:
+        """The curves as tensors, ``{key: {"step": int32 (T,), "value": dtype (T,)}}``: compact to save.
+
+        A run in progress saves ``dtype=torch.float64``, which keeps every value exactly.
+        """
         return {k: {"step": torch.tensor(self._steps[k], dtype=torch.int32),
-                    "value": torch.tensor(self._values[k], dtype=torch.float32)} for k in self._values}
+                    "value": torch.tensor(self._values[k], dtype=dtype)} for k in self._values}
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Mapping[str, torch.Tensor]]) -> "History":
@@ -120,6 +203,144 @@ class History(Mapping):
 
 
 # ===========================================================================
+# Resuming a run: the checkpoint of a run in progress
+# ===========================================================================
+#: Marks a file written by `RunState.save` (not a shipped model's checkpoint).
+RUN_FORMAT = "genimg run in progress, v1"
+
+
+def _plain(value: Any) -> Any:
+    """Settings as plain, comparable values: tuples become lists."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class RunState:
+    """What a training loop needs to continue a run exactly where it stopped, saved as one plain dict.
+
+    A loop builds it from its live objects: the models (``modules``), their optimizers,
+    the ``torch.Generator``\ s it draws from, and ``streams``, objects with
+    ``state_dict()``/``load_state_dict()`` such as a `genimg_lib.data.BatchStream`
+    (the loader's position) or a recording callback. `save` writes, with
+    `genimg_lib.checkpoints.save_checkpoint` (atomic, ``weights_only``-loadable)::
+
+        {"format", "loop", "step", "settings", "modules": {name: {"class", "state"}},
+         "optimizers", "rng": {"torch": global CPU RNG, name: generator state},
+         "streams", "history" (float64), "guard" (the ExplosionGuard's references)}
+
+    `start` restores all of it from ``resume`` (a path or that dict), after refusing a
+    file of another loop, another model architecture, other ``settings`` (the loss, the
+    learning rates, the batch size, the seed, the data...) or a ``num_steps`` below the
+    saved step. On the CPU, N steps + save + resume + M steps give bit for bit the
+    losses and weights of N + M steps straight through (``tests/test_resume.py``).
+    """
+
+    def __init__(self, loop: str, settings: dict[str, Any], modules: dict[str, torch.nn.Module],
+                 optimizers: dict[str, torch.optim.Optimizer], generators: dict[str, torch.Generator | None],
+                 streams: dict[str, Any]) -> None:
+        self.loop, self.settings = loop, {k: _plain(v) for k, v in settings.items()}
+        self.modules, self.optimizers = modules, optimizers
+        self.generators = {k: g for k, g in generators.items() if g is not None}
+        self.streams = {k: v for k, v in streams.items() if hasattr(v, "state_dict") and hasattr(v, "load_state_dict")}
+
+    def state_dict(self, step: int, history: History, guard: ExplosionGuard) -> dict[str, Any]:
+        return {
+            "format": RUN_FORMAT, "loop": self.loop, "step": step, "settings": self.settings,
+            "modules": {k: {"class": type(m).__name__, "state": m.state_dict()} for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "rng": {"torch": torch.get_rng_state(), **{k: g.get_state() for k, g in self.generators.items()}},
+            "streams": {k: v.state_dict() for k, v in self.streams.items()},
+            "history": history.state_dict(torch.float64), "guard": guard.state_dict(),
+        }
+
+    def save(self, path: str | Path, step: int, history: History, guard: ExplosionGuard) -> None:
+        """Write the run at ``step`` to ``path`` atomically (a crash leaves the previous file intact)."""
+        from genimg_lib.checkpoints import save_checkpoint  # here: checkpoints imports this module's users
+
+        save_checkpoint(self.state_dict(step, history, guard), path)
+
+    def start(self, resume: str | Path | dict | None, num_steps: int, guard: ExplosionGuard,
+              checkpoint_path: str | Path | None) -> tuple[int, History]:
+        """``(0, History())`` for a fresh run, or the saved ``(step, history)`` with every state restored."""
+        from genimg_lib.checkpoints import WEIGHTS_DIR, load_checkpoint
+
+        if checkpoint_path is not None:
+            path = Path(checkpoint_path).expanduser()
+            if path.resolve().parent == WEIGHTS_DIR.resolve():
+                raise ValueError(f"checkpoint_path {path} is in the package's shipped weights; choose a folder of yours")
+            if resume is None and path.exists():
+                raise FileExistsError(
+                    f"checkpoint_path {path} already holds a run; continue it with resume={str(path)!r}, "
+                    "or choose another path (or delete the file) to start a new run"
+                )
+        if resume is None:
+            return 0, History()
+        if isinstance(resume, (str, Path)):
+            state = load_checkpoint(Path(resume).expanduser())
+        elif isinstance(resume, Mapping):
+            state = resume
+        else:
+            raise TypeError(f"resume must be a path or a dict saved by a training loop, got {type(resume).__name__}")
+        self._check(state, num_steps)
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k]["state"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        torch.set_rng_state(state["rng"]["torch"])
+        for k, g in self.generators.items():
+            g.set_state(state["rng"][k])
+        for k, v in self.streams.items():
+            if k in state["streams"]:
+                v.load_state_dict(state["streams"][k])
+        guard.load_state_dict(state["guard"])
+        return int(state["step"]), History.from_state_dict(state["history"])
+
+    def _check(self, state: Mapping[str, Any], num_steps: int) -> None:
+        """Refuse a resume file that cannot continue this run, saying why."""
+        if not isinstance(state, Mapping) or state.get("format") != RUN_FORMAT:
+            raise ValueError("resume: this is not the checkpoint of a run in progress (a shipped model's file, or "
+                             "another file?); pass the checkpoint_path a training loop wrote")
+        if state["loop"] != self.loop:
+            raise ValueError(f"resume: the checkpoint was written by {state['loop']}, not {self.loop}")
+        for k, m in self.modules.items():
+            saved = state["modules"][k]
+            here = {n: tuple(t.shape) for n, t in m.state_dict().items()}
+            there = {n: tuple(t.shape) for n, t in saved["state"].items()}
+            if saved["class"] != type(m).__name__ or here != there:
+                diff = sorted(set(here.items()) ^ set(there.items()))[:3]
+                raise ValueError(
+                    f"resume: the saved {k} is a {saved['class']} of another architecture than this "
+                    f"{type(m).__name__} (differing weights, name and shape: {diff}); build the model "
+                    "with the same configuration as the saved run"
+                )
+        changed = {k: (state["settings"].get(k), v) for k, v in self.settings.items() if state["settings"].get(k) != v}
+        if changed:
+            listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
+            raise ValueError(f"resume: the run was saved with other settings ({listed}). Pass the saved values to "
+                             "continue it; changing them would silently make a different run")
+        if num_steps < state["step"]:
+            raise ValueError(f"resume: num_steps={num_steps} is below the saved step {state['step']}; num_steps "
+                             "counts every step of the run, so pass at least the saved step")
+
+    def save_every(self, path: str | Path | None, every: int, step: int, num_steps: int, history: History,
+                   guard: ExplosionGuard) -> None:
+        """`save` every ``every`` steps and after the last, when a ``path`` is given."""
+        if path is not None and (step % every == 0 or step == num_steps):
+            self.save(path, step, history, guard)
+
+
+def _check_run_args(explode_factor, checkpoint_path, checkpoint_every, resume) -> ExplosionGuard:
+    """Validate the arguments every loop shares; returns the loop's `ExplosionGuard`."""
+    check_int(checkpoint_every, "checkpoint_every")
+    if checkpoint_path is not None and not isinstance(checkpoint_path, (str, Path)):
+        raise TypeError(f"checkpoint_path must be a file path or None, got {type(checkpoint_path).__name__}")
+    if resume is not None and not isinstance(resume, (str, Path, Mapping)):
+        raise TypeError(f"resume must be a path or a dict saved by a training loop, got {type(resume).__name__}")
+    return ExplosionGuard(explode_factor)
+
+
+# ===========================================================================
 # Part II: the VAE loop (Building a VAE step by step)
 # ===========================================================================
 def train_vae(
@@ -138,8 +359,12 @@ def train_vae(
     log_every: int = 10,
     device: str | torch.device | None = None,
     show_progress: bool = True,
+    explode_factor: float | None = 1e4,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 500,
+    resume: str | Path | dict | None = None,
 ) -> History:
-    r"""Train a `genimg_lib.models.VAE` or `CVAE` for ``num_steps`` Adam steps on dynamically binarized images.
+    r"""Train a `genimg_lib.models.VAE` or `CVAE` until step ``num_steps`` (Adam) on dynamically binarized images.
 
     Each step draws a batch of grey images, binarizes it afresh
     (`genimg_lib.data.dynamic_binarize`), runs the model's own forward pass
@@ -154,16 +379,27 @@ def train_vae(
     ``callback_every`` steps and after the last (the chapter's live dashboard).
     ``x_train`` defaults to the 4,000 MNIST-5k training images in [0, 1]; a `CVAE` also
     needs ``y_train`` (defaults to their labels). The batches, the binarization and the
-    reparameterization noise come from three generators seeded by ``seed``. Stops with
-    `NonFiniteLossError` before an update whose loss is NaN or infinite.
-    Chapter: Building a VAE step by step.
+    reparameterization noise come from three generators seeded by ``seed``.
+
+    Stops before the update whose loss or gradient norm is NaN, infinite, or more than
+    ``explode_factor`` times its reference (`ExplosionGuard`), so the model keeps its last
+    good weights. With ``checkpoint_path`` the run in progress is saved there every
+    ``checkpoint_every`` steps and after the last (`RunState`); ``resume`` (that path, or
+    the loaded dict) continues it: ``train_vae(model, num_steps=10, resume=path)`` goes on
+    to step 10 in all, exactly as if it had never stopped. Chapter: Building a VAE step by step.
     """
-    if not isinstance(num_steps, int) or num_steps < 0:
-        raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta}")
-    if kl_warmup_steps < 0:
-        raise ValueError(f"kl_warmup_steps must be >= 0, got {kl_warmup_steps}")
+    # --- check every argument before any work
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a VAE or CVAE (an nn.Module), got {type(model).__name__}")
+    num_steps = check_int(num_steps, "num_steps", minimum=0)
+    lr = check_number(lr, "lr (the learning rate)", 0.0, strict=True)
+    beta, free_bits = check_number(beta, "beta", 0.0), check_number(free_bits, "free_bits", 0.0)
+    kl_warmup_steps = check_int(kl_warmup_steps, "kl_warmup_steps", minimum=0)
+    seed, batch_size = check_int(seed, "seed", minimum=0), check_int(batch_size, "batch_size")
+    callback_every, log_every = check_int(callback_every, "callback_every"), check_int(log_every, "log_every")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function callback(step, history) or None, got {type(callback).__name__}")
+    guard = _check_run_args(explode_factor, checkpoint_path, checkpoint_every, resume)
     conditional = getattr(model, "num_classes", 0) > 0
     if x_train is None:
         x_train, labels = load_mnist5k("train")
@@ -178,9 +414,14 @@ def train_vae(
     g_bin = torch.Generator().manual_seed(seed + 1)  # binarization noise
     g_z = torch.Generator().manual_seed(seed + 2)  # reparameterization noise
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history = History()
-    bar = progress(num_steps, desc="VAE", disable=not show_progress)
-    for step in range(1, num_steps + 1):
+    # --- a new run, or the run saved at resume (weights, Adam, generators, batches, history)
+    settings = dict(batch_size=batch_size, lr=lr, beta=beta, kl_warmup_steps=kl_warmup_steps, free_bits=free_bits,
+                    seed=seed, conditional=conditional, data=[len(x_train), float(x_train.double().sum())])
+    run = RunState("train_vae", settings, {"model": model}, {"optimizer": optimizer},
+                   {"binarize": g_bin, "z": g_z}, {"batches": batches})
+    start, history = run.start(resume, num_steps, guard, checkpoint_path)
+    bar = progress(num_steps, desc="VAE", disable=not show_progress, initial=start)
+    for step in range(start + 1, num_steps + 1):
         # --- a batch, binarized afresh
         batch = next(batches)
         x = dynamic_binarize(batch[0], generator=g_bin).to(device)
@@ -189,12 +430,13 @@ def train_vae(
         logits, mu, logvar = model(x, y, generator=g_z)
         beta_t = beta * min(1.0, (step - 1) / kl_warmup_steps) if kl_warmup_steps > 0 else beta
         loss, recon, kl = vae_loss(x, logits, mu, logvar, beta=beta_t, free_bits=free_bits)
-        # --- backward and update, only on a finite loss
-        check_finite(step, loss=loss)
+        # --- backward and update, only on a finite loss and gradient that have not exploded
+        guard.check(step, loss=loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        guard.check_gradients(step, model.parameters())
         optimizer.step()
-        # --- record, report
+        # --- record, report, save the run in progress
         if step == 1 or step % log_every == 0 or step == num_steps:
             history.log(step, loss=loss, recon=recon, kl=kl, elbo=-(recon + kl), beta_t=beta_t)
         bar.update()
@@ -202,6 +444,7 @@ def train_vae(
             model.eval()
             callback(step, history)
             model.train()
+        run.save_every(checkpoint_path, checkpoint_every, step, num_steps, history, guard)
     bar.close()
     model.eval()
     return history
@@ -210,12 +453,6 @@ def train_vae(
 # ===========================================================================
 # Part III: the GAN loop (A GAN you can watch; DCGAN step by step; Making GANs train)
 # ===========================================================================
-def _grad_norm(parameters) -> float:
-    """The l2 norm of all the gradients of ``parameters`` taken together."""
-    sq = [p.grad.detach().pow(2).sum() for p in parameters if p.grad is not None]
-    return torch.stack(sq).sum().sqrt().item() if sq else 0.0
-
-
 def train_gan(
     G: torch.nn.Module,
     D: torch.nn.Module,
@@ -232,8 +469,12 @@ def train_gan(
     generator: torch.Generator | None = None,
     desc: str = "GAN",
     show_progress: bool = True,
+    explode_factor: float | None = 1e4,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 500,
+    resume: str | Path | dict | None = None,
 ) -> History:
-    r"""Train a GAN for ``num_steps`` generator steps; returns the `History`.
+    r"""Train a GAN until generator step ``num_steps``; returns the `History`.
 
     Each step is (1) ``n_critic`` updates of D on fresh real batches, then (2) one
     update of G:
@@ -262,21 +503,51 @@ def train_gan(
     minimax and non-saturating losses, raw scores otherwise), ``grad_norm_G`` (the norm
     of G's parameter gradient) and, for WGAN-GP, ``gp`` and ``grad_norm`` (the mean
     :math:`\lVert\nabla_{\hat x} f(\hat x)\rVert` on the interpolates).
-    ``callback(step, history)`` runs after every step. Stops with `NonFiniteLossError`
-    before an update whose loss is NaN or infinite, so G and D keep their last finite weights.
+    ``callback(step, history)`` runs after every step.
+
+    Stops before an update whose loss or gradient norm (of D or of G) is NaN, infinite or
+    more than ``explode_factor`` times its reference (`ExplosionGuard`), so G and D keep
+    their last good weights. With ``checkpoint_path`` the run in progress is saved every
+    ``checkpoint_every`` steps and after the last; ``resume`` (that path, or the loaded
+    dict) continues it to step ``num_steps`` exactly as if it had never stopped (`RunState`).
+    That needs ``batches`` whose position can be saved, `genimg_lib.data.infinite_batches`
+    or `genimg_lib.gan_lab.toy_batches`, built as for the first run; a ``callback`` with
+    ``state_dict``/``load_state_dict`` (such as `genimg_lib.gan_lab.ToySnapshots`) is saved too.
     Chapters: A GAN you can watch; DCGAN step by step; Making GANs train.
     """
     d_loss_fn, g_loss_fn = gan_losses(loss)
-    if not isinstance(n_critic, int) or n_critic < 1:
-        raise ValueError(f"n_critic is the number of D updates per G update and must be an integer >= 1, got {n_critic!r}")
-    if not isinstance(num_steps, int) or num_steps < 0:
-        raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
+    for name, net in (("G", G), ("D", D)):
+        if not isinstance(net, torch.nn.Module):
+            raise TypeError(f"{name} must be an nn.Module, got {type(net).__name__}")
+    if not isinstance(getattr(G, "z_dim", None), numbers.Integral):
+        raise TypeError("G must have an integer attribute z_dim (the noise dimension), as the book's generators do")
+    if not isinstance(batches, Iterator):
+        raise TypeError(f"batches must be an iterator of batches, got {type(batches).__name__}; "
+                        "wrap a DataLoader with genimg_lib.data.infinite_batches(loader)")
+    n_critic = check_int(n_critic, "n_critic (the number of D updates per G update)")
+    num_steps = check_int(num_steps, "num_steps", minimum=0)
+    lr_G, lr_D = check_number(lr_G, "lr_G", 0.0, strict=True), check_number(lr_D, "lr_D", 0.0, strict=True)
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
+            isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"betas must be two numbers in [0, 1) (Adam's decay rates), got {betas!r}")
+    betas = (float(betas[0]), float(betas[1]))
+    gp_weight = check_number(gp_weight, "gp_weight", 0.0)
     if conditional and not getattr(G, "num_classes", 0):
         raise ValueError("conditional=True needs a conditional generator (num_classes > 0)")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function callback(step, history) or None, got {type(callback).__name__}")
+    guard = _check_run_args(explode_factor, checkpoint_path, checkpoint_every, resume)
+    if (checkpoint_path is not None or resume is not None) and not hasattr(batches, "state_dict"):
+        raise TypeError("checkpoint_path and resume need batches whose position can be saved: "
+                        "genimg_lib.data.infinite_batches(loader) or genimg_lib.gan_lab.toy_batches(...)")
     device = next(G.parameters()).device
     opt_G = torch.optim.Adam(G.parameters(), lr=lr_G, betas=betas)
     opt_D = torch.optim.Adam(D.parameters(), lr=lr_D, betas=betas)
-    history = History()
+    settings = dict(loss=loss, n_critic=n_critic, lr_G=lr_G, lr_D=lr_D, betas=betas, gp_weight=gp_weight,
+                    conditional=conditional, noise_generator=generator is not None)
+    run = RunState("train_gan", settings, {"G": G, "D": D}, {"G": opt_G, "D": opt_D}, {"noise": generator},
+                   {"batches": batches, "callback": callback})
+    start, history = run.start(resume, num_steps, guard, checkpoint_path)
     G.train()
     D.train()
 
@@ -290,15 +561,16 @@ def train_gan(
 
     def real_batch(step: int):
         batch = next(batches)
+        batch = (batch,) if isinstance(batch, torch.Tensor) else batch
         if conditional and len(batch) < 2:
             raise ValueError("conditional=True needs batches of (x, y); build the loader with labels")
         x = batch[0].to(device)
-        if step == 1 and x.dim() == 4:  # images: the tanh range, checked once
+        if step == start + 1 and x.dim() == 4:  # images: the tanh range, checked once
             check_tanh_range(x)
         return x, (batch[1].to(device) if conditional else None)
 
-    bar = progress(num_steps, desc=desc, disable=not show_progress)
-    for step in range(1, num_steps + 1):
+    bar = progress(num_steps, desc=desc, disable=not show_progress, initial=start)
+    for step in range(start + 1, num_steps + 1):
         # (1) update D: maximize E[log D(x)] + E[log(1 - D(G(z)))]  (or the critic's score gap),
         #     i.e. minimize d_loss, n_critic times on fresh batches; G is held fixed (fake.detach()).
         for _ in range(n_critic):
@@ -315,33 +587,35 @@ def train_gan(
                 critic = (lambda t: D(t, y_real)) if conditional else D
                 gp, grad_norms = gradient_penalty(critic, x, fake, generator=generator)
                 loss_D = loss_D + gp_weight * gp
-            check_finite(step, loss_D=loss_D)
+            guard.check(step, loss_D=loss_D)
             opt_D.zero_grad(set_to_none=True)
             loss_D.backward()
+            guard.check_gradients(step, D.parameters(), "grad_norm_D")
             opt_D.step()
 
         # (2) update G: minimize g_loss(D(G(z))), e.g. -E[log D(G(z))] (non-saturating);
         #     gradients flow through D into G, but only G's optimizer steps.
         z, y_fake = noise_and_labels(len(x))
         loss_G = g_loss_fn(D(G(z, *with_labels(y_fake)), *with_labels(y_fake)))
-        check_finite(step, loss_G=loss_G)
+        guard.check(step, loss_G=loss_G)
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
+        grad_norm_G = guard.check_gradients(step, G.parameters(), "grad_norm_G")
         opt_G.step()
         opt_D.zero_grad(set_to_none=True)  # D's grads from (2) are not used
 
-        # (3) record: D's view of the last real and fake batches, G's gradient norm
+        # (3) record: D's view of the last real and fake batches, G's gradient norm; save the run
         with torch.no_grad():
             as_prob = loss in PROBABILITY_LOSSES
             d_real = torch.sigmoid(real_out).mean() if as_prob else real_out.mean()
             d_fake = torch.sigmoid(fake_out).mean() if as_prob else fake_out.mean()
-        row = dict(loss_D=loss_D, loss_G=loss_G, D_real=d_real, D_fake=d_fake, grad_norm_G=_grad_norm(G.parameters()))
+        row = dict(loss_D=loss_D, loss_G=loss_G, D_real=d_real, D_fake=d_fake, grad_norm_G=grad_norm_G)
         if loss == "wasserstein_gp":
             row.update(gp=gp, grad_norm=grad_norms.mean())
         history.log(step, **row)
         bar.update()
         if callback is not None:
             callback(step, history)
+        run.save_every(checkpoint_path, checkpoint_every, step, num_steps, history, guard)
     bar.close()
     return history
-

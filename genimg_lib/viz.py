@@ -21,6 +21,8 @@ import torch
 from IPython.display import HTML, Code
 from matplotlib import animation
 
+from genimg_lib.data import check_int
+
 #: The width of the website's text column in inches at the book's 100 dpi (680 px): a
 #: figure drawn wider is shrunk on the page until its labels are unreadable.
 COLUMN_WIDTH = 6.8
@@ -89,12 +91,22 @@ def to_unit_range(x, value_range: tuple[float, float] | str = "auto") -> np.ndar
     (the array's own min and max).
     """
     arr = _as_numpy(x)
+    if arr.size == 0:
+        raise ValueError(f"x is empty (shape {arr.shape}): there is no image to show")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"x: {int((~np.isfinite(arr)).sum())} value(s) are NaN or infinite; an image of them "
+                         "would be blank or misleading. Check what produced x (did training diverge?)")
     if isinstance(value_range, str):
         if value_range != "auto":
             raise ValueError(f"value_range must be (lo, hi) or 'auto', got {value_range!r}")
         lo, hi = float(arr.min()), float(arr.max())
     else:
-        lo, hi = (float(v) for v in value_range)
+        try:
+            lo, hi = (float(v) for v in value_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"value_range must be (lo, hi) or 'auto', got {value_range!r}") from None
+        if not lo < hi:
+            raise ValueError(f"value_range must be (lo, hi) with lo < hi, got {value_range!r}")
     if hi <= lo:
         return np.zeros_like(arr)
     return np.clip((arr - lo) / (hi - lo), 0.0, 1.0)
@@ -118,8 +130,7 @@ def image_grid(
             f"expected images of shape (N, C, H, W) with C in (1, 3), (N, H, W) or (H, W); "
             f"got {tuple(_as_numpy(x).shape)}"
         )
-    if nrow < 1:
-        raise ValueError(f"nrow must be at least 1, got {nrow}")
+    nrow, padding = check_int(nrow, "nrow"), check_int(padding, "padding", minimum=0)
     n, c, h, w = arr.shape
     ncol = min(nrow, n)
     nrows = math.ceil(n / ncol)
@@ -270,8 +281,7 @@ def animation_html(
     It plays on the static website with no kernel. ``update(i)`` redraws frame ``i``.
     The figure is closed so that it is not also shown as a still image.
     """
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    num_frames = check_int(num_frames, "num_frames")
     anim = animation.FuncAnimation(fig, update, frames=num_frames, interval=interval)
     html = anim.to_jshtml(default_mode="loop")
     plt.close(fig)

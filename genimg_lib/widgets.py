@@ -16,6 +16,8 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 
+from genimg_lib.data import check_int
+
 
 def figure_to_png(fig: plt.Figure, close: bool = True) -> bytes:
     """Render a matplotlib figure to PNG bytes (and close it, so it is not shown twice)."""
@@ -28,9 +30,12 @@ def figure_to_png(fig: plt.Figure, close: bool = True) -> bytes:
 
 def array_to_png(image: np.ndarray, scale: int = 4) -> bytes:
     """Encode an ``(H, W)`` or ``(H, W, 3)`` image in [0, 1] as PNG, enlarged ``scale`` times."""
+    scale = check_int(scale, "scale")
     arr = np.asarray(image, dtype=np.float32)
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"expected an (H, W) or (H, W, 3) image, got shape {arr.shape}")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3) or arr.size == 0:
+        raise ValueError(f"image: expected an (H, W) or (H, W, 3) image, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"image: {int((~np.isfinite(arr)).sum())} pixel(s) are NaN or infinite")
     arr = np.repeat(np.repeat(arr, scale, axis=0), scale, axis=1)
     buf = io.BytesIO()
     plt.imsave(buf, np.clip(arr, 0, 1), cmap="gray", vmin=0, vmax=1, format="png")
@@ -49,16 +54,21 @@ def frame_scrubber(
     as arrays in [0, 1]. The slider drives a `Stack` through ``jslink``, so scrubbing
     needs no kernel: it works on the website as it does in a notebook.
     """
-    if len(frames) == 0:
-        raise ValueError("frame_scrubber needs at least one frame")
-    if captions is not None and len(captions) != len(frames):
-        raise ValueError(f"got {len(frames)} frames but {len(captions)} captions; give one caption per frame")
+    if isinstance(frames, (str, bytes, np.ndarray)) or len(frames) == 0:
+        raise ValueError("frame_scrubber needs frames: a non-empty list of PNG bytes, figures or arrays")
+    if captions is not None and (isinstance(captions, str) or len(captions) != len(frames)):
+        n = "a string" if isinstance(captions, str) else len(captions)
+        raise ValueError(f"got {len(frames)} frames but captions is {n}; give a list with one caption per frame")
+    interval = check_int(interval, "interval (milliseconds)")
     children = []
     for i, frame in enumerate(frames):
         if isinstance(frame, plt.Figure):
             png = figure_to_png(frame)
         elif isinstance(frame, (bytes, bytearray)):
             png = bytes(frame)
+        elif isinstance(frame, (str, dict)) or frame is None:
+            raise TypeError(f"frames[{i}] must be PNG bytes, a matplotlib figure or an image array, "
+                            f"got {type(frame).__name__}")
         else:
             png = array_to_png(frame)
         parts = [W.Image(value=png, format="png")]
