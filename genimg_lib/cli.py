@@ -297,6 +297,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 2
+        parser.print_help(sys.stderr)
+        return _error("\nerror: name a SUBCOMMAND (list, train, score or verify)")
     return args.handler(args)
