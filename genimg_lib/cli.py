@@ -33,10 +33,10 @@ from genimg_lib.checkpoints import (
     GENERATIVE_FAMILIES, MANIFEST_PATH, WEIGHTS_DIR, CheckpointError, read_manifest, shipped_entries, update_metrics,
     verify_shipped,
 )
-from genimg_lib.device import get_device
-from genimg_lib.recipes import RECIPES, recipe_command, run_recipe, save_run
-from genimg_lib.measures import min_samples
 from genimg_lib.data import MNIST5K_TEST_PER_CLASS, NUM_CLASSES
+from genimg_lib.device import get_device
+from genimg_lib.measures import min_samples
+from genimg_lib.recipes import RECIPES, recipe_command, run_recipe, save_run
 from genimg_lib.scoreboard import scoreboard
 from genimg_lib.teaching import grade_submissions, make_student_edition
 
@@ -90,6 +90,12 @@ def _error(message: str) -> int:
     """Print ``message`` to stderr and return the exit status of a usage error, 2."""
     print(message, file=sys.stderr)
     return 2
+
+
+def _in_weights(out: Path) -> bool:
+    """Whether ``out`` is the package's weights folder or inside it (only ``train --ship`` writes there)."""
+    out, weights = out.expanduser().resolve(), WEIGHTS_DIR.resolve()
+    return out == weights or weights in out.parents
 
 
 def _non_negative_int(text: str) -> int:
@@ -197,6 +203,8 @@ def verify_command(args: argparse.Namespace) -> int:
 
 def student_edition_command(args: argparse.Namespace) -> int:
     """Write the student edition of each chapter into ``--out``; exit 1 if one could not be made."""
+    if _in_weights(args.out):
+        return _error(f"student-edition: --out {args.out} is in the package's weights folder; choose a folder of yours")
     notebooks: list[Path] = []
     for path in args.paths:
         if not path.exists():
@@ -222,6 +230,8 @@ def student_edition_command(args: argparse.Namespace) -> int:
 
 def grade_command(args: argparse.Namespace) -> int:
     """Grade a folder of submitted notebooks into ``--out`` (grades.csv, feedback/, executed/)."""
+    if _in_weights(args.out):
+        return _error(f"grade: --out {args.out} is in the package's weights folder; choose a folder of yours")
     try:
         report = grade_submissions(args.folder, args.out, timeout=args.timeout, jobs=args.jobs, progress=True)
     except ValueError as err:

@@ -507,6 +507,9 @@ def grade_submissions(folder: str | Path, out_dir: str | Path, timeout: float = 
     if not (isinstance(jobs, int) and jobs >= 1):
         raise ValueError(f"jobs: expected a whole number >= 1 of notebooks to run at a time, got {jobs!r}")
     notebooks, others = discover(folder)
+    if not notebooks and not others:  # a wrong folder must not pass as a class of 0 students
+        raise ValueError(f"folder: {str(folder)!r} holds no submissions; expected "
+                         "<folder>/<student>/<chapter>.ipynb or <folder>/<student>__<chapter>.ipynb")
     submissions: list[Submission] = []
     # threads suffice: each notebook runs in its own kernel process; a thread only waits on it
     with ThreadPoolExecutor(max_workers=jobs) as pool:

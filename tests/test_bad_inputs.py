@@ -320,6 +320,7 @@ def test_what_should_work_still_works():
 
 # ---------------------------------------------------------------------------
 # The command line: every subcommand with bad arguments; the shipped weights never change
+# (list, train, score, verify, student-edition, grade: `test_every_subcommand_has_bad_cases`)
 # ---------------------------------------------------------------------------
 def weights_sha256() -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(WEIGHTS_DIR.iterdir()) if p.is_file()}
@@ -338,6 +339,8 @@ def _cli_cases(tmp: Path) -> list[tuple[str, list[str], str]]:
     a_file.write_text("not a folder")
     bad_json = tmp / "MANIFEST.json"
     bad_json.write_text("{not json")
+    empty = tmp / "empty"
+    empty.mkdir(exist_ok=True)
     W = str(WEIGHTS_DIR)
     return [
         ("no-subcommand", [], r"SUBCOMMAND"),
@@ -372,10 +375,26 @@ def _cli_cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("score-names-classifier", ["score", "--write", "--names", "classifier"], r"score: --names classifier: not generative models"),
         ("score-seed", ["score", "--write", "--seed", "x"], r"argument --seed: expected a non-negative integer, got 'x'"),
         ("score-manifest", ["score", "--write", "--manifest", str(tmp / "nope.json")], r"argument --manifest: no manifest file"),
+        ("student-edition-missing-path", ["student-edition", str(tmp / "nope.ipynb"), "--out", str(tmp / "s")], r"student-edition: .*nope.ipynb does not exist"),
+        ("student-edition-no-notebooks", ["student-edition", str(empty), "--out", str(tmp / "s")], r"student-edition: no .ipynb in"),
+        ("student-edition-no-out", ["student-edition", str(REPO / "book" / "getting_started.ipynb")], r"the following arguments are required: --out"),
+        ("student-edition-out-in-weights", ["student-edition", str(REPO / "book" / "getting_started.ipynb"), "--out", W], r"--out .* is in the package's weights folder"),
+        ("grade-missing-folder", ["grade", str(tmp / "nope"), "--out", str(tmp / "g")], r"grade: folder: expected a folder of submissions"),
+        ("grade-empty-folder", ["grade", str(empty), "--out", str(tmp / "g")], r"grade: folder: .* holds no submissions"),
+        ("grade-out-in-weights", ["grade", str(empty), "--out", W + "/grades"], r"grade: --out .* is in the package's weights folder"),
+        ("grade-timeout", ["grade", str(empty), "--out", str(tmp / "g"), "--timeout", "0"], r"argument --timeout: expected a positive number of seconds"),
+        ("grade-jobs", ["grade", str(empty), "--out", str(tmp / "g"), "--jobs", "0"], r"argument --jobs: expected a positive integer"),
     ]
 
 
-_CLI_IDS = [c[0] for c in _cli_cases(Path("/tmp"))] if Path("/tmp").is_dir() else []
+def _cli_ids() -> list[str]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return [case[0] for case in _cli_cases(Path(tmp))]
+
+
+_CLI_IDS = _cli_ids()
 
 
 @pytest.mark.parametrize("index", range(len(_CLI_IDS)), ids=_CLI_IDS)
@@ -390,6 +409,12 @@ def test_cli_bad_arguments_exit_2_and_leave_the_weights_alone(index, tmp_path, c
     assert __import__("re").search(match, err, __import__("re").S), f"{name}: {err!r} does not match {match!r}"
     assert weights_sha256() == shipped_before
     assert list(WEIGHTS_DIR.glob(".*.tmp")) == []
+
+
+def test_every_subcommand_has_bad_cases(tmp_path):
+    subcommands = set(cli.build_parser()._subparsers._group_actions[0].choices)
+    covered = {argv[0] for _, argv, _ in _cli_cases(tmp_path) if argv}
+    assert subcommands <= covered, f"subcommands without a bad-argument case: {subcommands - covered}"
 
 
 def test_cli_bad_arguments_through_the_real_entry_point(shipped_before):
