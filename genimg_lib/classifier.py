@@ -123,7 +123,7 @@ def train_classifier(
     num_steps, log_every = check_int(num_steps, "num_steps"), check_int(log_every, "log_every")
     batch_size, seed = check_int(batch_size, "batch_size"), check_int(seed, "seed", minimum=0)
     max_shift = check_int(max_shift, "max_shift", minimum=0)
-    lr = check_number(lr, "lr (the learning rate)", 0.0, strict=True)
+    lr = check_number(lr, "lr", 0.0, strict=True, meaning="the learning rate")
     outlier_weight = check_number(outlier_weight, "outlier_weight", 0.0)
     if outlier_weight > 0 and batch_size < 4:
         raise ValueError(f"batch_size must be >= 4 with outlier exposure (a quarter of it are outliers), got {batch_size}")

@@ -149,14 +149,14 @@ def train_command(args: argparse.Namespace) -> int:
         return _error(f"train: --out {out_dir} is the package's weights folder; use --ship to replace a shipped model")
     if out_dir.exists() and not out_dir.is_dir():
         return _error(f"train: --out {out_dir} is a file, not a folder; name a folder (it is created if missing)")
-    try:  # make sure the folder can be written before hours of training, not after
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
+    if args.iwae_k is not None and RECIPES[args.name]["kind"] not in ("vae", "vae_study"):
+        return _error(f"train: --iwae-k applies to VAE recipes only, not to {args.name!r}")
+    existing = next(p for p in [out_dir.absolute(), *out_dir.absolute().parents] if p.exists())
+    try:  # can the folder be made and written? Checked before hours of training, and leaving no trace
+        with tempfile.TemporaryDirectory(dir=existing):
             pass
     except OSError as err:
         return _error(f"train: --out {out_dir} cannot be written ({err.strerror}); choose another folder")
-    if args.iwae_k is not None and RECIPES[args.name]["kind"] not in ("vae", "vae_study"):
-        return _error(f"train: --iwae-k applies to VAE recipes only, not to {args.name!r}")
     torch.set_num_threads(args.threads)
     run = run_recipe(args.name, num_steps=args.steps, seed=args.seed, device=args.device, iwae_k=args.iwae_k)
     command = recipe_command(args.name, args.steps, args.seed, args.iwae_k, out_dir=None if args.ship else out_dir)
@@ -307,6 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help(sys.stderr)
-        return _error("\nerror: name a SUBCOMMAND (list, train, score or verify)")
+        parser.print_help()
+        return _error("error: name a SUBCOMMAND (see the list above)")
     return args.handler(args)

@@ -48,37 +48,42 @@ def _check_choice(name: str, value, choices: Sequence) -> None:
         raise ValueError(f"unknown {name} {value!r}; valid choices are {list(choices)}")
 
 
-def check_int(value, name: str, minimum: int | None = 1) -> int:
-    """Return ``value`` as a Python ``int`` if it is an integer ``>= minimum``; else raise.
+def check_int(value, name: str, minimum: int | None = 1, meaning: str = "") -> int:
+    """Return ``value`` as a Python ``int`` if it is an integer ``>= minimum``; else raise ``ValueError``.
 
     Any integral type is accepted (``int``, ``numpy.int64``, a 0-d integer tensor), so that
     ``batch_size=np.int64(64)`` works; ``bool`` and floats (``2.0``, ``2.5``) are refused,
-    since ``True`` or a rounded float is almost always a slip. The error names ``name``.
+    since ``True`` or a rounded float is almost always a slip. The message names ``name``
+    (and ``meaning``, e.g. "the number of latent dimensions") and says what came instead.
     """
     if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point() \
             and value.dtype != torch.bool:
         value = value.item()
+    wanted = {1: "a positive integer", 0: "a non-negative integer", None: "an integer"}.get(
+        minimum, f"an integer >= {minimum}")
+    meaning = f" ({meaning})" if meaning else ""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise ValueError(f"{name} must be {wanted}{meaning}, got {value!r} ({type(value).__name__})")
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be {wanted}{meaning}, got {value!r}")
     return int(value)
 
 
-def check_number(value, name: str, minimum: float | None = None, strict: bool = False) -> float:
-    """Return ``value`` as a finite Python ``float`` ``>= minimum`` (``> minimum`` if ``strict``); else raise.
+def check_number(value, name: str, minimum: float | None = None, strict: bool = False, meaning: str = "") -> float:
+    """Return ``value`` as a finite Python ``float`` ``>= minimum`` (``> minimum`` if ``strict``); else raise ``ValueError``.
 
-    Refuses bools, non-numbers, NaN and infinities, with an error that names ``name``.
+    Refuses bools, non-numbers, NaN and infinities, with a message that names ``name``.
     """
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
         value = value.item()
+    meaning = f" ({meaning})" if meaning else ""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+        raise ValueError(f"{name} must be a number{meaning}, got {value!r} ({type(value).__name__})")
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value}")
+        raise ValueError(f"{name} must be a finite number{meaning}, got {value}")
     if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum:g}, got {value:g}")
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum:g}{meaning}, got {value:g}")
     return value
 
 
@@ -326,7 +331,7 @@ class BatchStream:
     own ``generator`` for that (`make_loader` gives it one).
     """
 
-    def __init__(self, loader: DataLoader) -> None:
+    def __init__(self, loader: torch.utils.data.DataLoader) -> None:
         if len(loader) == 0:
             raise ValueError("the loader yields no batches; check batch_size and drop_last")
         self.loader = loader

@@ -71,7 +71,7 @@ def grade(key: str, answer: Any) -> tuple[str, str]:
         raise TypeError(f"key must be a string such as 'vae_03_building.1' (chapter file name, dot, number), "
                         f"got {key!r} ({type(key).__name__})")
     if key not in _CHECKERS:
-        raise ValueError(f"unknown exercise key {key!r}; known: {checker_keys()}")
+        raise ValueError(f"unknown exercise {key!r}; known: {checker_keys()}")
     if answer is Ellipsis:
         return NOT_ANSWERED, "(replace ... with your answer)"
     try:

@@ -174,7 +174,7 @@ class ToySnapshots:
         on_snapshot: Callable[[ToyGANSnapshot], None] | None = None,
     ) -> None:
         gan_losses(loss)
-        every = check_int(every, "every (steps between snapshots)")
+        every = check_int(every, "every", meaning="steps between snapshots")
         self.G, self.D, self.loss, self.every, self.num_steps = G, D, loss, every, num_steps
         self.limits, self.resolution, self.on_snapshot = tuple(limits), resolution, on_snapshot
         device = next(G.parameters()).device

@@ -263,7 +263,7 @@ def elbo(
     ``-elbo(...).mean()``: summed over pixels, averaged over the batch.
     Chapter: Building a VAE.
     """
-    check_number(beta, "beta (the weight of the KL term)", 0.0)
+    check_number(beta, "beta", 0.0, meaning="the weight of the KL term")
     if x.shape[0] != mu.shape[0]:
         raise ValueError(f"batch sizes differ: x has {x.shape[0]} rows, mu has {mu.shape[0]}")
     return bernoulli_log_likelihood(x, logits) - beta * gaussian_kl(mu, logvar)
@@ -288,8 +288,8 @@ def vae_loss(
     *unclamped* batch-mean KL, so the logged rate is always the true one.
     Chapters: Building a VAE; Exploring the latent space.
     """
-    check_number(beta, "beta (the weight of the KL term)", 0.0)
-    check_number(free_bits, "free_bits (nats per dimension)", 0.0)
+    check_number(beta, "beta", 0.0, meaning="the weight of the KL term")
+    check_number(free_bits, "free_bits", 0.0, meaning="nats per dimension")
     if x.shape[0] != mu.shape[0]:
         raise ValueError(f"batch sizes differ: x has {x.shape[0]} rows, mu has {mu.shape[0]}")
     recon = -bernoulli_log_likelihood(x, logits).mean()  # summed over pixels, mean over batch

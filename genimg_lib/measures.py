@@ -297,7 +297,7 @@ def kid_from_features(
 def knn_radii(features: torch.Tensor, k: int = 3) -> torch.Tensor:
     r"""Distance from each point to its k-th nearest *other* point: :math:`r_i = \lVert f_i - \mathrm{NN}_k(f_i)\rVert`, shape ``(N,)``."""
     check_features(features, "features")
-    k = check_int(k, "k (the number of nearest neighbours)")
+    k = check_int(k, "k", meaning="the number of nearest neighbours")
     if len(features) <= k:
         raise ValueError(f"k={k} nearest neighbours need more than {k} points, got {len(features)}")
     dist = torch.cdist(features.double(), features.double())  # (N, N); the diagonal (self) is 0
@@ -421,7 +421,7 @@ def evaluate_vae(
     check_images(x, (0.0, 1.0), "evaluate_vae(x)")
     if len(x) == 0:
         raise ValueError("evaluate_vae needs at least one image in x")
-    iwae_k = check_int(iwae_k, "iwae_k (the number of importance samples)")
+    iwae_k = check_int(iwae_k, "iwae_k", meaning="the number of importance samples")
     batch_size = check_int(batch_size, "batch_size")
     if conditional and len(y) != len(x):
         raise ValueError(f"x has {len(x)} images but y has {len(y)} labels; they must match")

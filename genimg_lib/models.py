@@ -68,7 +68,7 @@ def _check_dtype(t: torch.Tensor, model: nn.Module, what: str) -> None:
 
 
 def _check_z_dim(z_dim: int) -> None:
-    check_int(z_dim, "z_dim (the number of latent dimensions)")
+    check_int(z_dim, "z_dim", meaning="the number of latent dimensions")
 
 
 def _one_hot(y: torch.Tensor | None, num_classes: int, n: int, device) -> torch.Tensor | None:
@@ -367,7 +367,7 @@ class CVAE(VAEBase):
 # --- Part III-a: MLP generator/discriminator for 2-D toys (A GAN you can watch)
 def _mlp(in_dim: int, hidden_dim: int, num_layers: int, out_dim: int, slope: float) -> nn.Sequential:
     """``num_layers`` linear layers, ``hidden_dim`` wide, with (leaky) ReLU between them."""
-    check_int(num_layers, "num_layers (at least 2: one hidden layer)", minimum=2)
+    check_int(num_layers, "num_layers", minimum=2, meaning="one hidden layer at least")
     check_int(hidden_dim, "hidden_dim")
     act = nn.LeakyReLU(slope) if slope > 0 else nn.ReLU()
     layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim), act]

@@ -55,7 +55,7 @@ class Scorer:
         k: int = 3,
         kid_subsets: int = 50,
     ) -> None:
-        self.k, self.seed = check_int(k, "k (the number of nearest neighbours)"), check_int(seed, "seed", minimum=0)
+        self.k, self.seed = check_int(k, "k", meaning="the number of nearest neighbours"), check_int(seed, "seed", minimum=0)
         self.kid_subsets = check_int(kid_subsets, "kid_subsets")
         self.extractor = extractor or default_extractor()
         if x_real is None:

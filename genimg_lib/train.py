@@ -393,9 +393,11 @@ def train_vae(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a VAE or CVAE (an nn.Module), got {type(model).__name__}")
     num_steps = check_int(num_steps, "num_steps", minimum=0)
-    lr = check_number(lr, "lr (the learning rate)", 0.0, strict=True)
+    lr = check_number(lr, "lr", 0.0, strict=True, meaning="the learning rate")
     beta, free_bits = check_number(beta, "beta", 0.0), check_number(free_bits, "free_bits", 0.0)
-    kl_warmup_steps = check_int(kl_warmup_steps, "kl_warmup_steps", minimum=0)
+    kl_warmup_steps = check_int(kl_warmup_steps, "kl_warmup_steps", minimum=None)
+    if kl_warmup_steps < 0:
+        raise ValueError(f"kl_warmup_steps must be >= 0 (0: no warm-up), got {kl_warmup_steps}")
     seed, batch_size = check_int(seed, "seed", minimum=0), check_int(batch_size, "batch_size")
     callback_every, log_every = check_int(callback_every, "callback_every"), check_int(log_every, "log_every")
     if callback is not None and not callable(callback):
@@ -525,7 +527,9 @@ def train_gan(
     if not isinstance(batches, Iterator):
         raise TypeError(f"batches must be an iterator of batches, got {type(batches).__name__}; "
                         "wrap a DataLoader with genimg_lib.data.infinite_batches(loader)")
-    n_critic = check_int(n_critic, "n_critic (the number of D updates per G update)")
+    if isinstance(n_critic, bool) or not isinstance(n_critic, numbers.Integral) or n_critic < 1:
+        raise ValueError(f"n_critic is the number of D updates per G update and must be an integer >= 1, got {n_critic!r}")
+    n_critic = int(n_critic)
     num_steps = check_int(num_steps, "num_steps", minimum=0)
     lr_G, lr_D = check_number(lr_G, "lr_G", 0.0, strict=True), check_number(lr_D, "lr_D", 0.0, strict=True)
     if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(

@@ -130,7 +130,9 @@ def image_grid(
             f"expected images of shape (N, C, H, W) with C in (1, 3), (N, H, W) or (H, W); "
             f"got {tuple(_as_numpy(x).shape)}"
         )
-    nrow, padding = check_int(nrow, "nrow"), check_int(padding, "padding", minimum=0)
+    nrow, padding = check_int(nrow, "nrow", minimum=None), check_int(padding, "padding", minimum=0)
+    if nrow < 1:
+        raise ValueError(f"nrow must be at least 1, got {nrow}")
     n, c, h, w = arr.shape
     ncol = min(nrow, n)
     nrows = math.ceil(n / ncol)
@@ -281,7 +283,8 @@ def animation_html(
     It plays on the static website with no kernel. ``update(i)`` redraws frame ``i``.
     The figure is closed so that it is not also shown as a still image.
     """
-    num_frames = check_int(num_frames, "num_frames")
+    if check_int(num_frames, "num_frames", minimum=None) < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
     anim = animation.FuncAnimation(fig, update, frames=num_frames, interval=interval)
     html = anim.to_jshtml(default_mode="loop")
     plt.close(fig)

@@ -55,11 +55,12 @@ def frame_scrubber(
     needs no kernel: it works on the website as it does in a notebook.
     """
     if isinstance(frames, (str, bytes, np.ndarray)) or len(frames) == 0:
-        raise ValueError("frame_scrubber needs frames: a non-empty list of PNG bytes, figures or arrays")
-    if captions is not None and (isinstance(captions, str) or len(captions) != len(frames)):
-        n = "a string" if isinstance(captions, str) else len(captions)
-        raise ValueError(f"got {len(frames)} frames but captions is {n}; give a list with one caption per frame")
-    interval = check_int(interval, "interval (milliseconds)")
+        raise ValueError("frame_scrubber needs at least one frame: a list of PNG bytes, figures or arrays")
+    if isinstance(captions, str):
+        raise ValueError(f"captions must be a list with one caption per frame, got the string {captions!r}")
+    if captions is not None and len(captions) != len(frames):
+        raise ValueError(f"got {len(frames)} frames but {len(captions)} captions; give one caption per frame")
+    interval = check_int(interval, "interval", meaning="milliseconds")
     children = []
     for i, frame in enumerate(frames):
         if isinstance(frame, plt.Figure):
