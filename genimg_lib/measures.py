@@ -26,6 +26,7 @@ model's ``sample`` returns.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Any
 
@@ -79,8 +80,8 @@ def _check_feature_pair(f_real: Any, f_fake: Any) -> None:
     check_features(f_fake, "fake_features")
     if f_real.shape[1] != f_fake.shape[1]:
         raise ValueError(
-            f"real_features and fake_features must have the same dimension d, got {f_real.shape[1]} and "
-            f"{f_fake.shape[1]}; extract both with the same extractor"
+            f"fake_features: expected features of shape (N, {f_real.shape[1]}) like real_features, got "
+            f"{tuple(f_fake.shape)}; extract both sets with the same extractor"
         )
 
 
@@ -421,7 +422,9 @@ def evaluate_vae(
     check_images(x, (0.0, 1.0), "evaluate_vae(x)")
     if len(x) == 0:
         raise ValueError("evaluate_vae needs at least one image in x")
-    iwae_k = check_int(iwae_k, "iwae_k", meaning="the number of importance samples")
+    if isinstance(iwae_k, bool) or not isinstance(iwae_k, numbers.Integral) or iwae_k < 1:
+        raise ValueError(f"iwae_k is the number of importance samples and must be an integer >= 1, got {iwae_k!r}")
+    iwae_k = int(iwae_k)
     batch_size = check_int(batch_size, "batch_size")
     if conditional and len(y) != len(x):
         raise ValueError(f"x has {len(x)} images but y has {len(y)} labels; they must match")
