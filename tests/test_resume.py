@@ -139,6 +139,22 @@ def test_vae_resume_refuses_what_cannot_continue(tmp_path, mnist):
     assert history.steps("loss")[-1] == 6
 
 
+def test_the_explosion_check_keeps_its_reference_across_a_resume(tmp_path, mnist):
+    """The reference is |value| at step 1; a run resumed at step 3 compares against it, not against 1."""
+    x, _ = mnist
+    path = tmp_path / "run.pt"
+    history = train.train_vae(_vae(), 3, x_train=x, log_every=1, checkpoint_path=path, **VAE_ARGS)
+    reference = load_checkpoint(path)["guard"]
+    assert reference["loss"] == abs(history["loss"][0]) > 100  # about 543 nats at the start
+    # with explode_factor=2 the loss (about 500) passes only because the saved reference came back
+    train.train_vae(_vae(), 6, x_train=x, resume=path, explode_factor=2.0, **VAE_ARGS)
+    # without it (the references of a file emptied by hand) the same resume stops at once
+    state = load_checkpoint(path)
+    state["guard"] = {}
+    with pytest.raises(train.ExplodingLossError, match=r"loss = .* at step 4 is more than explode_factor=2"):
+        train.train_vae(_vae(), 6, x_train=x, resume=state, explode_factor=2.0, **VAE_ARGS)
+
+
 def test_loops_never_write_a_run_into_the_shipped_weights():
     from genimg_lib.checkpoints import WEIGHTS_DIR
 
