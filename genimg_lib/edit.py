@@ -31,6 +31,7 @@ that names the argument.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -100,9 +101,9 @@ def _as_steps(t: Any, like: torch.Tensor) -> tuple[torch.Tensor, bool]:
 
 
 def _check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:  # np.int64 too
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)
 
 
 # ---------------------------------------------------------------------------
@@ -247,7 +248,7 @@ def class_vector(z: torch.Tensor, y: torch.Tensor, source: int, target: int) -> 
     z = _as_codes(z, "z", batched=True)
     y = _check_labels(y, len(z))
     for name, c in (("source", source), ("target", target)):
-        if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 0:
             raise ValueError(f"{name} must be a class index (an integer >= 0), got {c!r}")
         if not (y == c).any():
             raise ValueError(f"{name}: no code has class {c}; pick a class present in y")

@@ -28,7 +28,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from genimg_lib import cli, data, device, exercises, gan_lab, losses, measures, models, recipes, scoreboard, train
+from genimg_lib import cli, data, device, edit, exercises, gan_lab, losses, measures, models, recipes, scoreboard, train
 from genimg_lib import viz, widgets
 from genimg_lib.checkpoints import (
     WEIGHTS_DIR, CheckpointError, load_checkpoint, load_model, load_shipped, read_manifest, register_shipped,
@@ -282,6 +282,12 @@ CASES = [
     C("array_to_png-scale", lambda: widgets.array_to_png(np.zeros((4, 4)), scale=0), ValueError, r"scale must be a positive integer"),
     C("snapshot_frames-empty", lambda: gan_lab.snapshot_frames([], torch.zeros(4, 2)), ValueError, r"need at least one snapshot"),
     C("ring_mode_coverage-std", lambda: gan_lab.ring_mode_coverage(torch.zeros(4, 2), torch.zeros(8, 2), std=0), ValueError, r"std and num_std must be positive"),
+    # --- latent editing (Part V) -------------------------------------------------------------
+    C("lerp-t-outside", lambda: edit.lerp(torch.zeros(2), torch.ones(2), 1.5), ValueError, r"t: interpolation steps must lie in \[0, 1\]"),
+    C("lerp-t-nan", lambda: edit.lerp(torch.zeros(2), torch.ones(2), float("nan")), ValueError, r"t: interpolation steps must lie in \[0, 1\]"),
+    C("interpolation_steps-0", lambda: edit.interpolation_steps(0), ValueError, r"num_steps must be an integer >= 2, got 0"),
+    C("class_means-float-labels", lambda: edit.class_means(torch.zeros(4, 2), torch.zeros(4)), ValueError, r"y: expected integer labels of shape \(4,\)"),
+    C("class_vector-source", lambda: edit.class_vector(torch.zeros(4, 2), torch.arange(4), 2.5, 1), ValueError, r"source must be a class index"),
     # --- exercises and the device -----------------------------------------------------------
     C("check-unknown-key", lambda: exercises.check("vae_99.1", 1.0), ValueError, r"unknown exercise 'vae_99.1'"),
     C("check-key-type", lambda: exercises.check(3, 1.0), TypeError, r"key must be a string such as 'vae_03_building.1'"),
@@ -312,6 +318,8 @@ def test_what_should_work_still_works():
     assert CVAE.sample(np.int64(3), y=np.int64(7)).shape == (3, 1, 28, 28)
     assert CGAN.sample(3, y=7).shape == (3, 1, 28, 28)
     assert RING.sample(np.int64(5), seed=0).shape == (5, 2)
+    assert len(edit.interpolation_steps(np.int64(5))) == 5
+    assert edit.class_vector(torch.randn(4, 2), torch.arange(4), np.int64(0), np.int64(1)).shape == (2,)
     assert len(gan_lab.ring_mode_coverage(RING.sample(50, seed=0), data._ring_means(8, 2.0), 0.05).counts) == 8
     history = train.train_vae(models.VAE(z_dim=2, arch="mlp", hidden_dims=(8,)), np.int64(2), batch_size=np.int64(4),
                               x_train=X, show_progress=False)
