@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Copy the JavaScript the website serves itself from node_modules (npm ci) into
-# _vendor/offline/, which _config.yml adds to the site's static files: require.js and
-# the Jupyter widget manager with its fonts, plus a small script that tells the
-# manager where those fonts are. MathJax comes from the sphinx-mathjax-offline package.
+# Write the files the website serves itself into _vendor/, which _config.yml adds to the
+# site's static files:
+#   _vendor/offline/  require.js and the Jupyter widget manager with its fonts, copied
+#                     from node_modules (npm ci), plus a small script that tells the
+#                     manager where those fonts are, and anywidget's front end (loaded
+#                     on pages with widgets);
+#   _vendor/site/     the site's own CSS (html_css_files in _config.yml, every page).
+# MathJax comes from the sphinx-mathjax-offline package. There is no top-level _static/
+# on purpose (CONTRIBUTING.md, "Site assets").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dist=node_modules/@jupyter-widgets/html-manager/dist
@@ -10,9 +15,24 @@ if [ ! -f "$dist/embed-amd.js" ] || [ ! -f node_modules/requirejs/require.js ]; 
   echo "node_modules is missing the widget manager or require.js: run 'npm ci' first" >&2
   exit 1
 fi
-rm -rf _vendor && mkdir -p _vendor/offline/widgets
+rm -rf _vendor && mkdir -p _vendor/offline/widgets _vendor/site
 cp node_modules/requirejs/require.js _vendor/offline/require.js
-cp "$dist"/embed-amd.js "$dist"/*.woff "$dist"/*.woff2 "$dist"/*.ttf "$dist"/*.eot "$dist"/*.svg _vendor/offline/widgets/
+# The manager's icon fonts come in five formats; every browser the site supports takes
+# the .woff2 (listed before the others in the manager's @font-face rules).
+cp "$dist"/*.woff2 _vendor/offline/widgets/
+# embed-amd.js carries ipywidgets 7's base and controls twice: inside the manager's own
+# module (which renders ipywidgets 7 state) and again as AMD modules for third-party
+# widgets built against ipywidgets 7, which the book has none of. The second copy
+# (0.8 MB of the 3.6 MB) is left out: each module starts at its license comment.
+awk '/^\/\*! For license information please see / { skip = ($0 ~ /see (base7|controls7)\.js\./) } !skip' \
+  "$dist"/embed-amd.js > _vendor/offline/widgets/embed-amd.js
+for module in base controls html-manager html-manager/dist/libembed-amd; do
+  grep -q "^define(\"@jupyter-widgets/$module\"" _vendor/offline/widgets/embed-amd.js \
+    || { echo "vendor_assets.sh: embed-amd.js lost @jupyter-widgets/$module" >&2; exit 1; }
+done
+if grep -q '^define("@jupyter-widgets/\(base7\|controls7\)"' _vendor/offline/widgets/embed-amd.js; then
+  echo "vendor_assets.sh: embed-amd.js changed layout; update the awk above" >&2; exit 1
+fi
 cat > _vendor/offline/widgets-config.js <<'JS'
 // Loaded after require.js and before the widget manager, on pages with widgets.
 (function () {
@@ -26,11 +46,7 @@ cat > _vendor/offline/widgets-config.js <<'JS'
       "@jupyter-widgets": here + "widgets",
     },
   });
-  // 2. The theme's Font Awesome script replaces <i class="fa ..."> by <svg>, which
-  //    breaks the Play widget (it looks up its <i> to switch play/pause). "nest"
-  //    keeps the <i> and draws the svg inside it.
-  window.FontAwesomeConfig = Object.assign(window.FontAwesomeConfig || {}, { autoReplaceSvg: "nest" });
-  // 3. Widget labels typeset math through MathJax 2's MathJax.Hub.Queue; the site
+  // 2. Widget labels typeset math through MathJax 2's MathJax.Hub.Queue; the site
   //    runs MathJax 3, which has no Hub. Provide the one call they use.
   function shim(mj) {
     if (mj && !mj.Hub) {
@@ -69,3 +85,79 @@ cat > _vendor/offline/anywidget-config.js <<'JS'
   require.config({ map: { "*": { anywidget: here + "anywidget/index.js" } } });
 })();
 JS
+
+cat > _vendor/site/genimg.css <<'CSS'
+/* genimg's own CSS, on every page (html_css_files in _config.yml). The browser check
+   (tests/test_site.py) asserts what it promises, at 1280 and 390 px. */
+
+/* 1. What is wider than the column scrolls inside it, and says so: code, outputs,
+      display equations, wide inline equations and tables get a horizontal scrollbar
+      that stays visible (phones and macOS hide overlay scrollbars until touched). */
+.bd-article pre,
+.bd-article div.cell_output .output,
+.bd-article div.math mjx-container,
+.bd-article span.math mjx-container,
+.bd-article .pst-scrollable-table-container,
+.bd-article .table-wrapper {
+  overflow-x: auto;
+}
+/* pydata-sphinx-theme cuts inline math off at the column (span.math has overflow:
+   hidden); let the equation shrink to the column and scroll instead. */
+.bd-article span.math {
+  max-width: 100%;
+}
+.bd-article span.math mjx-container {
+  min-width: 0;
+  overflow-y: hidden;
+}
+.bd-article pre::-webkit-scrollbar,
+.bd-article div.cell_output .output::-webkit-scrollbar,
+.bd-article mjx-container::-webkit-scrollbar,
+.bd-article .pst-scrollable-table-container::-webkit-scrollbar {
+  height: 8px;
+}
+.bd-article pre::-webkit-scrollbar-thumb,
+.bd-article div.cell_output .output::-webkit-scrollbar-thumb,
+.bd-article mjx-container::-webkit-scrollbar-thumb,
+.bd-article .pst-scrollable-table-container::-webkit-scrollbar-thumb {
+  background: var(--pst-color-border, #ccc);
+  border-radius: 4px;
+}
+.bd-article pre::-webkit-scrollbar-track,
+.bd-article div.cell_output .output::-webkit-scrollbar-track,
+.bd-article mjx-container::-webkit-scrollbar-track,
+.bd-article .pst-scrollable-table-container::-webkit-scrollbar-track {
+  background: transparent;
+}
+
+/* 2. Long identifiers in running text and in the API's signatures wrap instead of
+      pushing the page sideways on a phone (Sphinx keeps literals on one line). */
+.bd-article code.literal,
+.bd-article code.literal span.pre,
+.bd-article dt.sig,
+.bd-article dt.sig span.pre {
+  white-space: normal;
+  overflow-wrap: anywhere;
+}
+
+/* 3. 80 characters of code or output fit the column at 1280 px, as in JupyterLab
+      (13 px code font; at the theme's 14 px only 77 did). */
+.bd-article div.cell_input pre,
+.bd-article div.cell_output pre {
+  font-size: 0.8125rem;
+}
+
+/* 4. Widgets and animations never exceed the column. */
+.bd-article div.cell_output .jupyter-widgets,
+.bd-article div.cell_output .widget-box {
+  max-width: 100%;
+}
+.bd-article div.cell_output .animation img {
+  max-width: 100%;
+  height: auto;
+}
+.bd-article div.cell_output .anim-controls,
+.bd-article div.cell_output .anim-buttons {
+  flex-wrap: wrap;
+}
+CSS
