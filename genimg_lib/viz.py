@@ -281,7 +281,11 @@ def animation_html(
     """A matplotlib animation as a self-contained HTML player (``to_jshtml``).
 
     It plays on the static website with no kernel. ``update(i)`` redraws frame ``i``.
-    The figure is closed so that it is not also shown as a still image.
+    The figure is closed so that it is not also shown as a still image. The first frame
+    is the picture's ``src`` in the HTML itself, so it shows before any script runs:
+    in JupyterLab, which renders cells lazily (windowed mode) and skips scripts in an
+    untrusted notebook, and in viewers that run no JavaScript. The player starts once
+    its elements are in the page.
     """
     if check_int(num_frames, "num_frames", minimum=None) < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
@@ -292,6 +296,25 @@ def animation_html(
     # never loads anything from outside the site: drop the link; the site's theme ships
     # Font Awesome itself (and Jupyter has it), so the buttons keep their icons.
     html = re.sub(r"<link[^>]*font-awesome[^>]*>\s*", "", html)
+    # matplotlib's <img> has no src until its script sets one. The script's strings
+    # continue over lines with a backslash; the src is the same data URI in one piece.
+    first = re.search(r'frames\[0\] = "(data:image/[a-z]+;base64,[^"]*)"', html)
+    img = re.search(r'<img id="(_anim_img\w+)">', html)
+    if first is None or img is None:
+        raise RuntimeError("matplotlib's to_jshtml output changed: update viz.animation_html")
+    src = re.sub(r"\\\n", "", first.group(1))
+    html = html.replace(img.group(0), f'<img id="{img.group(1)}" src="{src}" alt="frame 1 of {num_frames}">', 1)
+    # matplotlib starts the player on a zero timeout and assumes its elements exist by
+    # then; start it once they are in the document (checked every 100 ms, for 10 min).
+    # The leading ";" ends matplotlib's last frames[...] line, which has none.
+    html, started = re.subn(
+        r"setTimeout\(function\(\) \{\s*(anim\w+ = new Animation\([^;]*\);)\s*\}, 0\);",
+        r";(function start(tries) { if (document.getElementById(img_id)) { \1 }"
+        r" else if (tries < 6000) { setTimeout(function () { start(tries + 1); }, 100); } })(0);",
+        html,
+    )
+    if started != 1:
+        raise RuntimeError("matplotlib's to_jshtml output changed: update viz.animation_html")
     return HTML(html)
 
 

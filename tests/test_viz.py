@@ -123,7 +123,8 @@ def test_animation_html_is_a_self_contained_player():
 
     html = viz.animation_html(fig, update, num_frames=4, interval=50).data
     assert "<script" in html and "data:image/png;base64" in html
-    assert html.count("data:image/png;base64") == 4  # every frame embedded: no kernel, no network
+    # every frame embedded (no kernel, no network), the first twice: it is also the <img>'s src
+    assert html.count("data:image/png;base64") == 5
     assert "http://" not in html and "https://" not in html  # matplotlib links a CDN stylesheet: dropped
     assert set(seen) >= {0, 1, 2, 3}
     assert not plt.fignum_exists(fig.number)  # closed, so not shown twice
