@@ -90,7 +90,10 @@ def test_a_chapter_runs_after_pip_installs_the_repository_in_a_colab_like_enviro
     env = _env(tmp_path)
     python = str(venv / "bin" / "python")
     _run([sys.executable, "-m", "venv", str(venv)], env, tmp_path, 300)
-    _run([python, "-m", "pip", "install", "-q", *COLAB_PACKAGES, *RUNNER], env, tmp_path, 1200)
+    # GENIMG_TORCH_INDEX: where the CPU build of torch comes from, as for scripts/setup.sh
+    index = os.environ.get("GENIMG_TORCH_INDEX")
+    extra = ["--extra-index-url", index] if index else []
+    _run([python, "-m", "pip", "install", "-q", *COLAB_PACKAGES, *RUNNER, *extra], env, tmp_path, 1200)
     torch_before = _run([python, "-c", "import torch; print(torch.__version__)"], env, tmp_path, 300).strip()
 
     work = tmp_path / "colab"  # the notebook alone, as Colab has it
