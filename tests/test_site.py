@@ -34,6 +34,7 @@ import re
 import shutil
 import struct
 import threading
+import time
 import zlib
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -64,6 +65,7 @@ PAGE_WEIGHT_LIMIT = 4 * MB
 WIDGET_MANAGER_LIMIT = 3.2 * MB
 SITE_LIMIT = 25 * MB
 FIGURE_MIN_SCALE = 0.9
+NAV_TIMEOUT_MS = 20_000  # how long a click on ☰ may take to show its effect
 
 pytestmark = pytest.mark.browser
 
@@ -194,6 +196,8 @@ SEARCH_BOXES_SHOWN_JS = r"""() => [...document.querySelectorAll(
 def open_offline(context, log: dict):
     """A page that lets requests reach 127.0.0.1 only, recording everything else in ``log``."""
     page = context.new_page()
+    # generous: a loaded machine (CI shares its cores) can take long to go idle
+    page.set_default_timeout(120_000)
     for key in ("outside", "failed", "page_errors", "bad_status", "loaded"):
         log.setdefault(key, [])
 
@@ -206,25 +210,35 @@ def open_offline(context, log: dict):
             r.abort()
 
     page.route("**/*", route)
-    page.on("requestfailed", lambda req: log["failed"].append(req.url))
-    page.on("requestfinished", lambda req: log["loaded"].append(req.url))
+    inflight = log.setdefault("inflight", set())
+    page.on("request", lambda req: inflight.add(req))
+    page.on("requestfailed", lambda req: (inflight.discard(req), log["failed"].append(req.url)))
+    page.on("requestfinished", lambda req: (inflight.discard(req), log["loaded"].append(req.url)))
     page.on("pageerror", lambda err: log["page_errors"].append(str(err)))
     page.on("response", lambda resp: log["bad_status"].append(f"{resp.status} {resp.url}") if resp.status >= 400 else None)
     return page
 
 
-def settle(page) -> None:
-    """Wait for MathJax, the widgets and every image (no timers, no scrolling)."""
+def settle(page, log: dict) -> None:
+    """Wait for MathJax, the widgets, every image and font, and the last request.
+
+    Playwright's "networkidle" sometimes never comes on a page whose requests have all
+    finished, so the requests in flight are counted from the page's own events."""
     if page.locator("mjx-container, .math").count():
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=60_000)
         page.evaluate("() => MathJax.startup.promise")
     if page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count():
-        page.wait_for_selector(".jupyter-widgets", timeout=20000)
+        page.wait_for_selector(".jupyter-widgets", timeout=60_000)
     page.evaluate(
         "() => Promise.all([...document.images].filter(i => !i.complete)"
         ".map(i => new Promise(r => { i.onload = i.onerror = r; })))"
     )
-    page.wait_for_load_state("networkidle")
+    page.evaluate("() => document.fonts.ready.then(() => true)")
+    quiet, deadline = 0, time.monotonic() + 120
+    while quiet < 5 and time.monotonic() < deadline:  # 5 polls in a row with nothing in flight
+        page.wait_for_timeout(50)
+        quiet = quiet + 1 if not log["inflight"] else 0
+    assert not log["inflight"], f"requests still running: {[r.url for r in log['inflight']]}"
 
 
 def _missing() -> str | None:
@@ -285,9 +299,9 @@ def page_report(server, browser):
     log: dict = {}
     context = browser.new_context(viewport={"width": DESKTOP, "height": 900})
     page = open_offline(context, log)
-    page.goto(f"{server}/book/getting_started.html", wait_until="networkidle")
-    page.wait_for_selector(".widget-slider", timeout=20000)
-    settle(page)
+    page.goto(f"{server}/book/getting_started.html", wait_until="load")
+    page.wait_for_selector(".widget-slider", timeout=60_000)
+    settle(page, log)
     report = {
         "math": page.locator("mjx-container").count(),
         "raw_tex": page.evaluate(RAW_TEX_JS),
@@ -314,7 +328,7 @@ def page_report(server, browser):
     for _ in range(3):
         handle.press("ArrowRight")
     page.wait_for_function(
-        "() => document.querySelector('.widget-readout').innerText.trim() === '3'", timeout=5000
+        "() => document.querySelector('.widget-readout').innerText.trim() === '3'", timeout=NAV_TIMEOUT_MS
     )
     report["shown_after"] = shown_png_size()
     report["readout"] = page.locator(".widget-readout").first.inner_text()
@@ -406,12 +420,12 @@ def _check_navigation(page, width: int, shot: Path | None) -> list[str]:
             return problems + ["the table of contents is not shown"]
         toggle.click()
         try:
-            page.wait_for_function(f"() => ({TOC_LINKS_SHOWN_JS})() === 0", timeout=5000)
+            page.wait_for_function(f"() => ({TOC_LINKS_SHOWN_JS})() === 0", timeout=NAV_TIMEOUT_MS)
         except Exception:
             return problems + ["☰ does not collapse the table of contents"]
         page.locator(".primary-toggle:visible").click()
         try:
-            page.wait_for_function(f"() => ({TOC_LINKS_SHOWN_JS})() > 0", timeout=5000)
+            page.wait_for_function(f"() => ({TOC_LINKS_SHOWN_JS})() > 0", timeout=NAV_TIMEOUT_MS)
         except Exception:
             problems.append("☰ does not bring the table of contents back")
     else:
@@ -419,14 +433,14 @@ def _check_navigation(page, width: int, shot: Path | None) -> list[str]:
             problems.append(f"{shown} table-of-contents links shown before ☰ is pressed")
         toggle.click()
         try:
-            page.wait_for_function(f"() => ({TOC_LINKS_SHOWN_JS})() >= 5", timeout=5000)
+            page.wait_for_function(f"() => ({TOC_LINKS_SHOWN_JS})() >= 5", timeout=NAV_TIMEOUT_MS)
         except Exception:
             return problems + [f"☰ does not show the table of contents ({page.evaluate(TOC_LINKS_SHOWN_JS)} links visible)"]
         if shot:
             page.screenshot(path=str(shot.with_name(shot.stem + "_toc.png")))
         page.keyboard.press("Escape")
         try:
-            page.wait_for_function(f"() => ({TOC_LINKS_SHOWN_JS})() === 0", timeout=5000)
+            page.wait_for_function(f"() => ({TOC_LINKS_SHOWN_JS})() === 0", timeout=NAV_TIMEOUT_MS)
         except Exception:
             problems.append("Escape does not close the table of contents")
     return problems
@@ -479,7 +493,7 @@ def site_audit(server, browser):
             context = browser.new_context(viewport={"width": width, "height": 900}) if width == DESKTOP else shared
             page = open_offline(context, log)
             page.goto(f"{server}/{name}", wait_until="load")
-            settle(page)
+            settle(page, log)
             shot = shots / f"{html.stem}_{width}.png" if html.stem in SCREENSHOT_PAGES else None
             if shot:
                 page.screenshot(path=str(shot))
