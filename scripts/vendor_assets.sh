@@ -110,6 +110,13 @@ cat > _vendor/site/genimg.css <<'CSS'
   min-width: 0;
   overflow-y: hidden;
 }
+/* MathJax's copy of each formula for screen readers is clipped to nothing but laid out
+   at its natural width, 2 px wider than the formula: every inline formula would get a
+   scrollbar. Give it the usual 1 px box of screen-reader-only text. */
+.bd-article mjx-container mjx-assistive-mml {
+  width: 1px !important;
+  height: 1px !important;
+}
 .bd-article pre::-webkit-scrollbar,
 .bd-article div.cell_output .output::-webkit-scrollbar,
 .bd-article mjx-container::-webkit-scrollbar,

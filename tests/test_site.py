@@ -163,6 +163,10 @@ AUDIT_JS = r"""() => {
                     + `${pre.scrollWidth} px in a ${pre.clientWidth} px box`);
     }
   }
+  // what a reader scrolls sideways at this width (recorded in site_check.json, allowed)
+  const scrolling = [...new Set([...art.querySelectorAll('*')].filter(e => scrolls(e)
+      && e.scrollWidth > e.clientWidth + tol && e.getBoundingClientRect().width > 0)
+    .map(e => `${where(e)}: ${e.scrollWidth} px in ${e.clientWidth} px`))];
   const figures = [...art.querySelectorAll('div.cell_output img')]
     .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width > 0)
     .map(i => [where(i), i.naturalWidth, Math.round(i.getBoundingClientRect().width)]);
@@ -173,7 +177,7 @@ AUDIT_JS = r"""() => {
   return {
     column: Math.round(col.width), docWidth, viewport: vw, pushers,
     clipped: [...found].map(([k, px]) => `${k} by ${px} px`),
-    wideCode, figures,
+    wideCode, figures, scrolling,
   };
 }"""
 
@@ -513,6 +517,7 @@ def site_audit(server, browser):
                  f"past the edge: {layout['pushers']}"] if layout["docWidth"] > layout["viewport"] else []
             )
             record["wide code"] = [_locate_cells(x, notebook) for x in layout["wideCode"]]
+            record["scrolls sideways (allowed)"] = layout["scrolling"]
             record["small figures"] = [
                 _locate_cells(f"{where}: {natural} px wide, shown at {shown} px ({shown / natural:.0%})", notebook)
                 for where, natural, shown in layout["figures"] if shown < FIGURE_MIN_SCALE * natural
