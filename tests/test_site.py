@@ -163,6 +163,18 @@ AUDIT_JS = r"""() => {
                     + `${pre.scrollWidth} px in a ${pre.clientWidth} px box`);
     }
   }
+  // how wide 80 characters of code are, in the book's code box (null: no code cell)
+  let room80 = null;
+  const probe = art.querySelector('div.cell_input pre');
+  if (probe) {
+    const line = document.createElement('span');
+    line.textContent = 'x'.repeat(80);
+    probe.appendChild(line);
+    const cs = getComputedStyle(probe);
+    room80 = [Math.ceil(line.getBoundingClientRect().width),
+              probe.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight)];
+    line.remove();
+  }
   // what a reader scrolls sideways at this width (recorded in site_check.json, allowed)
   const scrolling = [...new Set([...art.querySelectorAll('*')].filter(e => scrolls(e)
       && e.scrollWidth > e.clientWidth + tol && e.getBoundingClientRect().width > 0)
@@ -177,7 +189,7 @@ AUDIT_JS = r"""() => {
   return {
     column: Math.round(col.width), docWidth, viewport: vw, pushers,
     clipped: [...found].map(([k, px]) => `${k} by ${px} px`),
-    wideCode, figures, scrolling,
+    wideCode, figures, scrolling, room80,
   };
 }"""
 
@@ -518,6 +530,10 @@ def site_audit(server, browser):
             )
             record["wide code"] = [_locate_cells(x, notebook) for x in layout["wideCode"]]
             record["scrolls sideways (allowed)"] = layout["scrolling"]
+            record["80 characters / code box, px"] = layout["room80"]
+            if layout["room80"] and layout["room80"][0] > layout["room80"][1] + 1:
+                record["no room for 80 characters"] = [
+                    f"80 characters of code are {layout['room80'][0]} px wide, the code box {layout['room80'][1]} px"]
             record["small figures"] = [
                 _locate_cells(f"{where}: {natural} px wide, shown at {shown} px ({shown / natural:.0%})", notebook)
                 for where, natural, shown in layout["figures"] if shown < FIGURE_MIN_SCALE * natural
@@ -583,6 +599,13 @@ def test_nothing_is_clipped(site_audit):
 def test_code_cells_fit_the_column_at_1280px(site_audit):
     """80 characters fit; a longer line needs the reader to scroll (STYLE.md: at most 80)."""
     _fail_if(_collect(site_audit, "wide code", widths=(DESKTOP,)), f"code cells that scroll at {DESKTOP} px")
+
+
+def test_80_characters_of_code_fit_the_column_at_1280px(site_audit):
+    """The site's CSS gives code the room that STYLE.md's 80-character limit needs."""
+    _fail_if(_collect(site_audit, "no room for 80 characters", widths=(DESKTOP,)), "code box too narrow")
+    measured = [rec[DESKTOP]["80 characters / code box, px"] for rec in site_audit.values()]
+    assert sum(m is not None for m in measured) >= 10, measured  # every chapter has code cells
 
 
 def test_figures_are_not_shrunk_at_1280px(site_audit):
