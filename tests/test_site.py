@@ -638,8 +638,15 @@ def test_site_weight():
         pytest.skip(reason)
     files = [p for p in SITE.rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files)
-    biggest = sorted(files, key=lambda p: -p.stat().st_size)[:8]
-    assert total <= SITE_LIMIT, (total / MB, [(p.relative_to(SITE).as_posix(), p.stat().st_size) for p in biggest])
+    parts: dict = {}
+    for p in files:
+        rel = p.relative_to(SITE).parts
+        part = "/".join(rel[:2]) if rel[0] == "_static" and len(rel) > 2 else rel[0] if len(rel) > 1 else "(top)"
+        parts[part] = parts.get(part, 0) + p.stat().st_size
+    breakdown = "\n".join(f"  {part:24s} {size / MB:6.2f} MB" for part, size in sorted(parts.items(), key=lambda kv: -kv[1]))
+    assert total <= SITE_LIMIT, (
+        f"the site is {total / MB:.1f} MB, over {SITE_LIMIT / MB:.0f} MB. _sources/ holds the chapters' notebooks "
+        f"for the download button, book/ the pages, _images/ their figures:\n{breakdown}")
     assert not [p for p in files if p.suffix == ".map"], "source maps are shipped"
 
 
