@@ -178,23 +178,28 @@ def _update(metric, x: torch.Tensor, real: bool, batch_size: int = 500) -> None:
         metric.update(xb, real=real)
 
 
-def fid(x_real: torch.Tensor, x_fake: torch.Tensor, extractor: nn.Module | None = None) -> float:
-    r"""Fréchet distance between Gaussians fitted to the two sets' features (Heusel et al., 2017).
+def fid(x_real: torch.Tensor, x_fake: torch.Tensor,
+        extractor: nn.Module | None = None) -> float:
+    r"""Fréchet distance between Gaussians fitted to two sets' features.
 
     .. math:: \mathrm{FID} = \lVert \mu_r - \mu_g \rVert^2
-       + \operatorname{Tr}\big(\Sigma_r + \Sigma_g - 2 (\Sigma_r \Sigma_g)^{1/2}\big)
+       + \operatorname{Tr}\big(\Sigma_r + \Sigma_g
+       - 2 (\Sigma_r \Sigma_g)^{1/2}\big)
 
-    computed by ``torchmetrics.image.fid.FrechetInceptionDistance`` on the
-    classifier's features (the "domain FID"; numbers are not comparable with
-    Inception FIDs). Both sets ``(N, 1, 28, 28)`` in [0, 1], at least `min_samples`
+    (Heusel et al., 2017), computed by
+    ``torchmetrics.image.fid.FrechetInceptionDistance`` on the classifier's
+    features (the "domain FID"; numbers are not comparable with Inception
+    FIDs). Both sets ``(N, 1, 28, 28)`` in [0, 1], at least `min_samples`
     each. FID is biased upwards at small N: compare models only at the same N.
     """
     extractor = extractor or default_extractor()
-    x_real, x_fake = check_fake_images(x_real, "x_real"), check_fake_images(x_fake, "x_fake")
+    x_real = check_fake_images(x_real, "x_real")
+    x_fake = check_fake_images(x_fake, "x_fake")
     check_enough_samples(min(len(x_real), len(x_fake)), extractor, "FID")
+    # a Module as ``feature``: torchmetrics builds (downloads) no Inception
     metric = _fid_metric(extractor)
-    _update(metric, x_real, True)
-    _update(metric, x_fake, False)
+    _update(metric, x_real, True)   # accumulates the sums for mu_r, Sigma_r
+    _update(metric, x_fake, False)  # and for mu_g, Sigma_g
     return float(metric.compute())
 
 

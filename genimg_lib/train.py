@@ -365,65 +365,86 @@ def train_vae(
     checkpoint_every: int = 500,
     resume: str | Path | dict | None = None,
 ) -> History:
-    r"""Train a `genimg_lib.models.VAE` or `CVAE` until step ``num_steps`` (Adam) on dynamically binarized images.
+    r"""Train a `genimg_lib.models.VAE` or `CVAE` to step ``num_steps`` (Adam).
 
     Each step draws a batch of grey images, binarizes it afresh
     (`genimg_lib.data.dynamic_binarize`), runs the model's own forward pass
-    ``logits, mu, logvar = model(x)`` (encode, `reparameterize`, decode) and minimises
-    `genimg_lib.losses.vae_loss` with the KL weight
+    ``logits, mu, logvar = model(x)`` (encode, `reparameterize`, decode) and
+    minimises `genimg_lib.losses.vae_loss` with the KL weight
 
-    .. math:: \beta_t = \beta \cdot \min\big(1, (t - 1) / T_{\text{warm-up}}\big), \qquad t = 1, 2, \ldots
+    .. math:: \beta_t = \beta \cdot \min\big(1, (t - 1) / T\big),
+       \qquad t = 1, 2, \ldots
 
-    (``kl_warmup_steps`` = :math:`T_{\text{warm-up}}`; 0 means no warm-up). The history holds
-    ``loss``, ``recon``, ``kl``, ``elbo`` (= -recon - kl, per image, nats) and ``beta_t``
-    at step 1 and every ``log_every`` steps; ``callback(step, history)`` runs every
-    ``callback_every`` steps and after the last (the chapter's live dashboard).
-    ``x_train`` defaults to the 4,000 MNIST-5k training images in [0, 1]; a `CVAE` also
-    needs ``y_train`` (defaults to their labels). The batches, the binarization and the
-    reparameterization noise come from three generators seeded by ``seed``.
+    (``kl_warmup_steps`` = :math:`T`; 0 means no warm-up). The history
+    holds ``loss``, ``recon``, ``kl``, ``elbo`` (= -recon - kl, per image,
+    nats) and ``beta_t`` at step 1 and every ``log_every`` steps;
+    ``callback(step, history)`` runs every ``callback_every`` steps and
+    after the last (the chapter's live dashboard). ``x_train`` defaults to
+    the 4,000 MNIST-5k training images in [0, 1]; a `CVAE` also needs
+    ``y_train`` (defaults to their labels). The batches, the binarization
+    and the reparameterization noise come from three generators seeded by
+    ``seed``.
 
-    Stops before the update whose loss or gradient norm is NaN, infinite, or more than
-    ``explode_factor`` times its reference (`ExplosionGuard`), so the model keeps its last
-    good weights. With ``checkpoint_path`` the run in progress is saved there every
-    ``checkpoint_every`` steps and after the last (`RunState`); ``resume`` (that path, or
-    the loaded dict) continues it: ``train_vae(model, num_steps=10, resume=path)`` goes on
-    to step 10 in all, exactly as if it had never stopped. Chapter: Building a VAE step by step.
+    Stops before the update whose loss or gradient norm is NaN, infinite,
+    or more than ``explode_factor`` times its reference (`ExplosionGuard`),
+    so the model keeps its last good weights. With ``checkpoint_path`` the
+    run in progress is saved there every ``checkpoint_every`` steps and
+    after the last (`RunState`); ``resume`` (that path, or the loaded dict)
+    continues it: ``train_vae(model, num_steps=10, resume=path)`` goes on
+    to step 10 in all, exactly as if it had never stopped.
+    Chapter: Building a VAE step by step.
     """
     # --- check every argument before any work
     if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a VAE or CVAE (an nn.Module), got {type(model).__name__}")
+        raise TypeError("model must be a VAE or CVAE (an nn.Module), "
+                        f"got {type(model).__name__}")
     num_steps = check_int(num_steps, "num_steps", minimum=0)
     lr = check_number(lr, "lr", 0.0, strict=True, meaning="the learning rate")
-    beta, free_bits = check_number(beta, "beta", 0.0), check_number(free_bits, "free_bits", 0.0)
-    kl_warmup_steps = check_int(kl_warmup_steps, "kl_warmup_steps", minimum=None)
+    beta = check_number(beta, "beta", 0.0)
+    free_bits = check_number(free_bits, "free_bits", 0.0)
+    kl_warmup_steps = check_int(kl_warmup_steps, "kl_warmup_steps",
+                                minimum=None)
     if kl_warmup_steps < 0:
-        raise ValueError(f"kl_warmup_steps must be >= 0 (0: no warm-up), got {kl_warmup_steps}")
-    seed, batch_size = check_int(seed, "seed", minimum=0), check_int(batch_size, "batch_size")
-    callback_every, log_every = check_int(callback_every, "callback_every"), check_int(log_every, "log_every")
+        raise ValueError("kl_warmup_steps must be >= 0 (0: no warm-up), "
+                         f"got {kl_warmup_steps}")
+    seed = check_int(seed, "seed", minimum=0)
+    batch_size = check_int(batch_size, "batch_size")
+    callback_every = check_int(callback_every, "callback_every")
+    log_every = check_int(log_every, "log_every")
     if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be a function callback(step, history) or None, got {type(callback).__name__}")
-    guard = _check_run_args(explode_factor, checkpoint_path, checkpoint_every, resume)
+        raise TypeError("callback must be a function callback(step, history) "
+                        f"or None, got {type(callback).__name__}")
+    guard = _check_run_args(explode_factor, checkpoint_path, checkpoint_every,
+                            resume)
     conditional = getattr(model, "num_classes", 0) > 0
     if x_train is None:
         x_train, labels = load_mnist5k("train")
         y_train = labels if y_train is None else y_train
     check_images(x_train, (0.0, 1.0), "x_train", tolerance=0.0)
     if conditional and y_train is None:
-        raise ValueError("a conditional model needs y_train (the labels of x_train)")
+        raise ValueError(
+            "a conditional model needs y_train (the labels of x_train)")
     if device is None:
         device = next(model.parameters()).device
     model.to(device).train()
-    batches = infinite_batches(make_loader(x_train, y_train if conditional else None, batch_size=batch_size, seed=seed))
+    loader = make_loader(x_train, y_train if conditional else None,
+                         batch_size=batch_size, seed=seed)
+    batches = infinite_batches(loader)
     g_bin = torch.Generator().manual_seed(seed + 1)  # binarization noise
     g_z = torch.Generator().manual_seed(seed + 2)  # reparameterization noise
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    # --- a new run, or the run saved at resume (weights, Adam, generators, batches, history)
-    settings = dict(batch_size=batch_size, lr=lr, beta=beta, kl_warmup_steps=kl_warmup_steps, free_bits=free_bits,
-                    seed=seed, conditional=conditional, data=[len(x_train), float(x_train.double().sum())])
-    run = RunState("train_vae", settings, {"model": model}, {"optimizer": optimizer},
-                   {"binarize": g_bin, "z": g_z}, {"batches": batches})
+    # --- a new run, or the run saved at resume (weights, Adam, generators,
+    #     batches, history)
+    settings = dict(batch_size=batch_size, lr=lr, beta=beta,
+                    kl_warmup_steps=kl_warmup_steps, free_bits=free_bits,
+                    seed=seed, conditional=conditional,
+                    data=[len(x_train), float(x_train.double().sum())])
+    run = RunState("train_vae", settings, {"model": model},
+                   {"optimizer": optimizer}, {"binarize": g_bin, "z": g_z},
+                   {"batches": batches})
     start, history = run.start(resume, num_steps, guard, checkpoint_path)
-    bar = progress(num_steps, desc="VAE", disable=not show_progress, initial=start)
+    bar = progress(num_steps, desc="VAE", disable=not show_progress,
+                   initial=start)
     for step in range(start + 1, num_steps + 1):
         # --- a batch, binarized afresh
         batch = next(batches)
@@ -431,9 +452,14 @@ def train_vae(
         y = batch[1].to(device) if conditional else None
         # --- forward: the model encodes, reparameterizes and decodes
         logits, mu, logvar = model(x, y, generator=g_z)
-        beta_t = beta * min(1.0, (step - 1) / kl_warmup_steps) if kl_warmup_steps > 0 else beta
-        loss, recon, kl = vae_loss(x, logits, mu, logvar, beta=beta_t, free_bits=free_bits)
-        # --- backward and update, only on a finite loss and gradient that have not exploded
+        if kl_warmup_steps > 0:
+            beta_t = beta * min(1.0, (step - 1) / kl_warmup_steps)
+        else:
+            beta_t = beta
+        loss, recon, kl = vae_loss(x, logits, mu, logvar,
+                                   beta=beta_t, free_bits=free_bits)
+        # --- backward and update, only on a finite loss and gradient
+        #     that have not exploded
         guard.check(step, loss=loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -441,13 +467,16 @@ def train_vae(
         optimizer.step()
         # --- record, report, save the run in progress
         if step == 1 or step % log_every == 0 or step == num_steps:
-            history.log(step, loss=loss, recon=recon, kl=kl, elbo=-(recon + kl), beta_t=beta_t)
+            history.log(step, loss=loss, recon=recon, kl=kl,
+                        elbo=-(recon + kl), beta_t=beta_t)
         bar.update()
-        if callback is not None and (step % callback_every == 0 or step == num_steps):
+        if callback is not None and (
+                step % callback_every == 0 or step == num_steps):
             model.eval()
             callback(step, history)
             model.train()
-        run.save_every(checkpoint_path, checkpoint_every, step, num_steps, history, guard)
+        run.save_every(checkpoint_path, checkpoint_every, step, num_steps,
+                       history, guard)
     bar.close()
     model.eval()
     return history
