@@ -82,14 +82,18 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def env_summary(device: torch.device | str | None = None) -> str:
-    """One line for the top of a notebook: versions, device and CPU threads."""
+def env_summary(device: torch.device | str | None = None, width: int = 80) -> str:
+    """Versions, device and CPU threads, for the top of a notebook.
+
+    One line, or two where one line would be wider than ``width`` characters (the
+    book's column holds 80), split between the versions and the device.
+    """
     device = torch.device(device) if device is not None else get_device()
     if device.type == "cuda":
         where = f"cuda ({torch.cuda.get_device_name(device)})"
     else:
         where = device.type
-    return (
-        f"genimg_lib {__version__} | Python {platform.python_version()} | "
-        f"torch {torch.__version__} | device: {where} | CPU threads: {torch.get_num_threads()}"
-    )
+    versions = f"genimg_lib {__version__} | Python {platform.python_version()} | torch {torch.__version__}"
+    machine = f"device: {where} | CPU threads: {torch.get_num_threads()}"
+    line = f"{versions} | {machine}"
+    return line if len(line) <= width else f"{versions}\n{machine}"

@@ -69,5 +69,9 @@ def test_seed_rejects_non_integers(bad):
 
 
 def test_env_summary_names_versions_and_device():
-    line = dev.env_summary("cpu")
-    assert "torch " + torch.__version__ in line and "device: cpu" in line and "\n" not in line
+    text = dev.env_summary("cpu")
+    assert "torch " + torch.__version__ in text and "device: cpu" in text
+    assert "CPU threads: " in text and all(len(line) <= 80 for line in text.splitlines())
+    assert "\n" not in dev.env_summary("cpu", width=200)  # one line where it fits
+    versions, machine = dev.env_summary("cpu", width=20).splitlines()
+    assert versions.startswith("genimg_lib ") and machine.startswith("device: cpu")
