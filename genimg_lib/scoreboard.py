@@ -226,30 +226,44 @@ def format_scoreboard(rows: list[dict[str, Any]]) -> str:
 
 
 def plot_scoreboard(rows: list[dict[str, Any]], title: str | None = None):
-    """Three panels: FID (log scale), precision against recall, classes covered. Returns the figure."""
+    """The scoreboard in two rows of panels, sized for the book's column. Returns the figure.
+
+    Top: FID (log scale) and the number of digits covered, as bars that share the
+    rows' names; bottom: precision against recall, one labelled point per row. The
+    figure is `genimg_lib.viz.COLUMN_WIDTH` wide, so its labels stay readable on the page.
+    """
     colors = {"baseline": "0.6", "vae": viz.PALETTE[0], "gan": viz.PALETTE[3]}
     names = [r["name"] for r in rows]
     c = [colors.get(r["kind"], "C2") for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 1.8 + 0.4 * max(len(rows), 4)), gridspec_kw={"width_ratios": [1.3, 1, 1]})
+    bars_height = 0.8 + 0.3 * max(len(rows), 4)  # inches: one bar per row
+    scatter_height = 4.0
+    fig = plt.figure(figsize=viz.figsize(bars_height + scatter_height + 0.6))
+    grid = fig.add_gridspec(2, 2, height_ratios=[bars_height, scatter_height], width_ratios=[2.2, 1],
+                            hspace=0.35, wspace=0.08, top=0.93 if title else 0.97, bottom=0.07)
+    ax_fid = fig.add_subplot(grid[0, 0])
+    ax_cov = fig.add_subplot(grid[0, 1], sharey=ax_fid)
+    ax_pr = fig.add_subplot(grid[1, :])
     y = list(range(len(rows)))[::-1]
-    axes[0].barh(y, [max(r["fid"], 1e-3) for r in rows], color=c)
-    axes[0].set(yticks=y, yticklabels=names, xscale="log", xlabel="domain FID (log scale, lower is better)", title="FID")
+    ax_fid.barh(y, [max(r["fid"], 1e-3) for r in rows], color=c)
+    ax_fid.set(yticks=y, yticklabels=names, xscale="log", xlabel="domain FID (log scale, lower is better)",
+               title="FID")
+    ax_cov.barh(y, [r["classes_covered"] for r in rows], color=c)
+    ax_cov.set(xlim=(0, NUM_CLASSES + 0.5), xticks=[0, 5, 10], xlabel="digits covered (of 10)",
+               title="class coverage")
+    ax_cov.tick_params(axis="y", labelleft=False)
     placed: list[tuple[float, float]] = []
     for r, cc in zip(rows, c):
         pt = (r["recall"], r["precision"])
-        axes[1].scatter(*pt, color=cc, s=40, zorder=3)
+        ax_pr.scatter(*pt, color=cc, s=40, zorder=3)
         # a label that would run into an already labelled point to its right goes on the left
         crowded = any(abs(pt[1] - q[1]) < 0.05 and -0.05 < q[0] - pt[0] < 0.3 for q in placed)
-        axes[1].annotate(r["name"], pt, textcoords="offset points", xytext=(-5, 3) if crowded else (4, 3),
-                         ha="right" if crowded else "left", fontsize=8)
+        ax_pr.annotate(r["name"], pt, textcoords="offset points", xytext=(-5, 3) if crowded else (4, 3),
+                       ha="right" if crowded else "left", fontsize=9)
         placed.append(pt)
-    axes[1].set(xlim=(-0.05, 1.1), ylim=(-0.05, 1.1), xlabel="recall (diversity)", ylabel="precision (quality)",
-                title="precision and recall (k = 3)")
-    axes[2].barh(y, [r["classes_covered"] for r in rows], color=c)
-    axes[2].set(yticks=y, yticklabels=[], xlim=(0, NUM_CLASSES + 0.5), xlabel="digits covered (of 10)", title="class coverage")
+    ax_pr.set(xlim=(-0.05, 1.1), ylim=(-0.05, 1.1), xlabel="recall (diversity)", ylabel="precision (quality)",
+              title="precision and recall (k = 3)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=col) for col in colors.values()]
-    fig.legend(handles, ["data baseline", "VAE", "GAN"], loc="lower center", ncol=3, fontsize=9, frameon=False)
+    ax_pr.legend(handles, ["data baseline", "VAE", "GAN"], loc="lower right")
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from genimg_lib import measures, scoreboard
+from genimg_lib import measures, scoreboard, viz
 from genimg_lib.checkpoints import load_model, read_manifest
 from genimg_lib.data import IMAGE_SHAPE, load_mnist5k
 from genimg_lib.losses import bits_per_dim
@@ -110,8 +110,20 @@ def test_scoreboard_reads_every_generative_model_from_the_manifest(fake_manifest
     table = scoreboard.format_scoreboard(rows)
     assert "| fake_vae | vae |" in table and f"| {vae['fid']:.2f} |" in table
     assert table.splitlines()[0].startswith("| model | kind | FID |") and len(table.splitlines()) == 2 + len(rows)
-    fig = scoreboard.plot_scoreboard(rows)
+    fig = scoreboard.plot_scoreboard(rows, title="a title")
     assert len(fig.axes) == 3
+    fid_ax, cov_ax, pr_ax = fig.axes
+    fig.canvas.draw()
+    ticks = sorted((t.get_position()[1], t.get_text()) for t in fid_ax.get_yticklabels())
+    assert [name for _, name in ticks] == [r["name"] for r in rows][::-1]  # the first row on top
+    assert sorted(p.get_width() for p in fid_ax.patches) == pytest.approx(sorted(r["fid"] for r in rows))
+    assert sorted(p.get_width() for p in cov_ax.patches) == sorted(r["classes_covered"] for r in rows)
+    points = sorted(tuple(float(v) for v in o.get_offsets()[0]) for o in pr_ax.collections)
+    expected = sorted((r["recall"], r["precision"]) for r in rows)
+    assert [v for p in points for v in p] == pytest.approx([v for p in expected for v in p])
+    # drawn for the book's column: at native size its labels stay readable
+    width, height = fig.get_size_inches()
+    assert width <= viz.COLUMN_WIDTH and height < 12
     plt.close(fig)
 
 
