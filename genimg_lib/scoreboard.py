@@ -239,7 +239,7 @@ def plot_scoreboard(rows: list[dict[str, Any]], title: str | None = None):
     scatter_height = 4.0
     fig = plt.figure(figsize=viz.figsize(bars_height + scatter_height + 0.6))
     grid = fig.add_gridspec(2, 2, height_ratios=[bars_height, scatter_height], width_ratios=[2.2, 1],
-                            hspace=0.35, wspace=0.08, top=0.93 if title else 0.97, bottom=0.07)
+                            hspace=0.35, wspace=0.08, top=0.9 if title else 0.97, bottom=0.07)
     ax_fid = fig.add_subplot(grid[0, 0])
     ax_cov = fig.add_subplot(grid[0, 1], sharey=ax_fid)
     ax_pr = fig.add_subplot(grid[1, :])
