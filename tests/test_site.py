@@ -244,7 +244,9 @@ def settle(page, log: dict) -> None:
         page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=60_000)
         page.evaluate("() => MathJax.startup.promise")
     if page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count():
-        page.wait_for_selector(".jupyter-widgets", timeout=60_000)
+        # a rendered view: ipywidgets carry .jupyter-widgets, an anywidget (the latent
+        # explorer) only the manager's .lm-Widget, both inside a .widget-subarea
+        page.wait_for_selector(".widget-subarea > .lm-Widget", timeout=60_000)
     page.evaluate(
         "() => Promise.all([...document.images].filter(i => !i.complete)"
         ".map(i => new Promise(r => { i.onload = i.onerror = r; })))"
