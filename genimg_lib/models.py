@@ -511,6 +511,10 @@ class DCGANGenerator(nn.Module):
         return self.net(h)
 
 
+#: The normalizations a `DCGANDiscriminator` offers besides spectral normalization.
+D_NORMS = (None, "batch")
+
+
 class DCGANDiscriminator(nn.Module):
     r"""DCGAN discriminator (or WGAN critic): an image to one real-valued score.
 
@@ -523,9 +527,14 @@ class DCGANDiscriminator(nn.Module):
         Conv2d(w, 2w, 4, 2, 1)      -> (N, 2w, 7, 7),  LeakyReLU(0.2), flatten: h (N, 2w*7*7)
         Linear(2w*7*7, 1)           -> (N,)
 
-    With ``width=32`` it has 36,513 parameters. There is no batch normalization: the
-    gradient penalty of WGAN-GP is per sample, which batch statistics would break.
-    ``spectral_norm=True`` divides every weight by its largest singular value,
+    With ``width=32`` it has 36,513 parameters. By default there is no batch
+    normalization: the gradient penalty of WGAN-GP is per sample, which batch statistics
+    would break. ``norm="batch"`` puts a ``BatchNorm2d(2w)`` between the second
+    convolution (then without bias) and its LeakyReLU, as pytorch/examples' DCGAN does
+    (Radford et al., 2016); it is for the losses whose D sees a whole batch of real or
+    of fake images at once (minimax, non-saturating, hinge), not for WGAN-GP. The real
+    and the fake batch go through D separately, so each is normalized by its own
+    statistics. ``spectral_norm=True`` divides every weight by its largest singular value,
     estimated by one power-iteration step per forward pass (Miyato et al., 2018).
 
     A conditional discriminator (``num_classes = k > 0``) uses the *projection* of
@@ -539,14 +548,24 @@ class DCGANDiscriminator(nn.Module):
     Chapters: DCGAN step by step; Making GANs train.
     """
 
-    def __init__(self, width: int = 32, num_classes: int = 0, spectral_norm: bool = False) -> None:
+    def __init__(
+        self, width: int = 32, num_classes: int = 0, spectral_norm: bool = False, norm: str | None = None
+    ) -> None:
         super().__init__()
         width, num_classes = check_int(width, "width"), check_int(num_classes, "num_classes", minimum=0)
-        self.width, self.num_classes = width, num_classes
+        if norm not in D_NORMS:
+            raise ValueError(f"norm must be one of {list(D_NORMS)} (the discriminator's "
+                             f"normalization), got {norm!r}")
+        if norm == "batch" and spectral_norm:
+            raise ValueError("choose one normalization for D: norm='batch' or "
+                             "spectral_norm=True, not both")
+        self.width, self.num_classes, self.norm = width, num_classes, norm
+        batch = norm == "batch"
         self.features = nn.Sequential(
             _sn(nn.Conv2d(1, width, 4, 2, 1), spectral_norm),  # 28 -> 14
             nn.LeakyReLU(0.2),
-            _sn(nn.Conv2d(width, 2 * width, 4, 2, 1), spectral_norm),  # 14 -> 7
+            _sn(nn.Conv2d(width, 2 * width, 4, 2, 1, bias=not batch), spectral_norm),  # 14 -> 7
+            *([nn.BatchNorm2d(2 * width)] if batch else []),  # (N, 2w, 7, 7), batch statistics
             nn.LeakyReLU(0.2),
         )
         self.head = _sn(nn.Linear(2 * width * 7 * 7, 1), spectral_norm)
@@ -572,17 +591,21 @@ class DCGANDiscriminator(nn.Module):
 class DCGAN(nn.Module):
     """A generator and its discriminator in one module, so one checkpoint holds both.
 
-    ``DCGAN(z_dim, width, num_classes, spectral_norm)`` builds a `DCGANGenerator` as
-    ``.G`` and a `DCGANDiscriminator` as ``.D``. The shipped checkpoints
-    ``gan_dcgan``, ``gan_wgan_gp`` and ``gan_cgan`` are all of this class
-    (``gan_cgan`` with ``num_classes=10``). Chapters: DCGAN step by step; Making GANs train.
+    ``DCGAN(z_dim, width, num_classes, spectral_norm, d_norm)`` builds a `DCGANGenerator`
+    as ``.G`` and a `DCGANDiscriminator` as ``.D`` (``d_norm`` is the discriminator's
+    ``norm``). The shipped checkpoints ``gan_dcgan``, ``gan_wgan_gp`` and ``gan_cgan``
+    are all of this class (``gan_cgan`` with ``num_classes=10``).
+    Chapters: DCGAN step by step; Making GANs train.
     """
 
-    def __init__(self, z_dim: int = 64, width: int = 32, num_classes: int = 0, spectral_norm: bool = False) -> None:
+    def __init__(
+        self, z_dim: int = 64, width: int = 32, num_classes: int = 0, spectral_norm: bool = False,
+        d_norm: str | None = None,
+    ) -> None:
         super().__init__()
         self.z_dim, self.num_classes = z_dim, num_classes
         self.G = DCGANGenerator(z_dim, width, num_classes)
-        self.D = DCGANDiscriminator(width, num_classes, spectral_norm)
+        self.D = DCGANDiscriminator(width, num_classes, spectral_norm, norm=d_norm)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The generator's output in [-1, 1], ``(N, 1, 28, 28)``."""

@@ -568,6 +568,12 @@ def train_gan(
     gp_weight = check_number(gp_weight, "gp_weight", 0.0)
     if conditional and not getattr(G, "num_classes", 0):
         raise ValueError("conditional=True needs a conditional generator (num_classes > 0)")
+    if loss == "wasserstein_gp" and any(
+            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules()):
+        raise ValueError(
+            "WGAN-GP's gradient penalty is per sample, and a critic with batch "
+            "normalization mixes the samples of a batch: build the critic without "
+            "it (DCGANDiscriminator(norm=None))")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function callback(step, history) or None, got {type(callback).__name__}")
     guard = _check_run_args(explode_factor, checkpoint_path, checkpoint_every, resume)

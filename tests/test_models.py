@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from genimg_lib import losses
 from genimg_lib.data import load_mnist5k
@@ -338,3 +339,42 @@ def test_check_tanh_range():
         check_tanh_range(x01[:64])
     with pytest.raises(ValueError, match=r"real images: expected pixels in \[-1, 1\].*divide by 255"):
         check_tanh_range(x01[:64] * 255)
+
+
+# --- BatchNorm in the discriminator (the plain pytorch/examples recipe; issue #11) ---
+def test_batch_norm_discriminator_parameter_count_by_hand():
+    w = 32
+    # conv1 (weights + bias), conv2 without bias, BatchNorm's scale and shift, head
+    d = (1 * w * 16 + w) + (w * 2 * w * 16) + 2 * (2 * w) + (2 * w * 49 + 1)
+    assert count_parameters(DCGANDiscriminator(width=w, norm="batch")) == d == 36_577
+    assert count_parameters(DCGANDiscriminator(width=w)) == 36_513  # default unchanged
+
+
+@pytest.mark.parametrize("num_classes", [0, 10])
+def test_batch_norm_discriminator_shapes_and_statistics(num_classes):
+    model = DCGAN(z_dim=16, width=8, num_classes=num_classes, d_norm="batch")
+    bn = [m for m in model.D.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(bn) == 1 and bn[0].num_features == 16
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    y = torch.arange(6) % 10 if num_classes else None
+    assert model.D(x, *(() if y is None else (y,))).shape == (6,)
+    # in training mode the BatchNorm output has zero mean per channel over the batch
+    h = model.D.features[3](model.D.features[:3](x))
+    torch.testing.assert_close(h.mean(dim=(0, 2, 3)), torch.zeros(16), atol=1e-5, rtol=0)
+
+
+def test_discriminator_norm_errors():
+    with pytest.raises(ValueError, match=r"norm must be one of \[None, 'batch'\].*got 'layer'"):
+        DCGANDiscriminator(norm="layer")
+    with pytest.raises(ValueError, match="not both"):
+        DCGANDiscriminator(norm="batch", spectral_norm=True)
+
+
+def test_wgan_gp_refuses_a_batch_norm_critic():
+    from genimg_lib.data import infinite_batches, make_loader
+    from genimg_lib.train import train_gan
+    model = DCGAN(z_dim=8, width=4, d_norm="batch")
+    x = torch.rand(16, 1, 28, 28) * 2 - 1
+    batches = infinite_batches(make_loader(x, torch.zeros(16, dtype=torch.long), batch_size=8))
+    with pytest.raises(ValueError, match="per sample.*norm=None"):
+        train_gan(model.G, model.D, batches, 1, loss="wasserstein_gp")
