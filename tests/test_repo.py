@@ -79,3 +79,19 @@ def test_instructors_page_maps_every_exercise_checker_and_every_chapter():
     chapters = [c for c in re.findall(r"file: book/(\w+)", toc) if (ROOT / "book" / f"{c}.ipynb").exists()]
     missing = [c for c in chapters if f"{{doc}}`{c}`" not in plan8]
     assert not missing, f"the 8-session plan in book/instructors.md does not cover {missing}"
+
+
+def test_bibliography_lists_each_paper_once():
+    """One entry per paper: no two entries share a title (issue #12 item 20)."""
+    import re
+
+    text = (ROOT / "references.bib").read_text()
+    entries = re.findall(r"@\w+\{([^,]+),(.*?)\n\}", text, flags=re.S)
+    assert len(entries) >= 20
+    titles = {}
+    for key, body in entries:
+        m = re.search(r"title\s*=\s*[{\"](.+?)[}\"],?\s*\n", body, flags=re.S)
+        assert m, f"references.bib: entry {key} has no title"
+        title = re.sub(r"[^a-z0-9]", "", m.group(1).lower())
+        assert title not in titles, f"references.bib: {key} and {titles[title]} are the same paper"
+        titles[title] = key
