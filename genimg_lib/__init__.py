@@ -9,7 +9,8 @@ One module per idea, each readable in one sitting, listed in the order the book 
 - `checkpoints`: atomic saves, checksummed loads, the shipped-weights manifest, `load_model`;
 - `losses`: the objectives (ELBO pieces, GAN losses), formulas in the docstrings;
 - `models`: the book's models (VAE, CVAE, DCGAN, the toy GAN's MLPs), shapes written down;
-- `train`: the training loops, `train_vae` and `train_gan`, and the `History` they return;
+- `monitor`: what every loop records (`History`) and the checks that stop a run gone wrong;
+- `train`: the training loops, `train_vae` and `train_gan`, and resuming a run;
 - `gan_lab`: watching a toy GAN train (heat maps, gradient arrows) and measuring mode collapse;
 - `classifier`: the domain classifier whose features the measures use;
 - `measures`: FID, KID, precision/recall, class coverage and likelihoods;

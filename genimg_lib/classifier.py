@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genimg_lib.data import NUM_CLASSES, check_int, check_number, load_mnist5k
-from genimg_lib.train import ExplosionGuard, History, NonFiniteLossError
+from genimg_lib.monitor import ExplosionGuard, History, NonFiniteLossError
 
 
 class MNISTClassifier(nn.Module):
@@ -117,7 +117,7 @@ def train_classifier(
     and a `History` with the mean ``loss`` and training-batch accuracy ``acc`` of every
     ``log_every`` steps; ``callback(step, history)`` runs after each of those rows.
     Stops, before the update, if the loss or the gradient norm becomes NaN or infinite
-    or explodes (`genimg_lib.train.ExplosionGuard`, ``explode_factor``), and at the end if
+    or explodes (`genimg_lib.monitor.ExplosionGuard`, ``explode_factor``), and at the end if
     the features are all zero or not finite. Chapter: Measuring generative models.
     """
     num_steps, log_every = check_int(num_steps, "num_steps"), check_int(log_every, "log_every")

@@ -35,7 +35,8 @@ from genimg_lib.data import check_int, infinite_batches, load_mnist5k, make_load
 from genimg_lib.device import get_device
 from genimg_lib.measures import evaluate_vae
 from genimg_lib.models import CVAE, DCGAN, VAE, count_parameters
-from genimg_lib.train import History, train_gan, train_vae
+from genimg_lib.monitor import History
+from genimg_lib.train import train_gan, train_vae
 
 # ---------------------------------------------------------------------------
 # The recipes, by shipped name
