@@ -26,7 +26,8 @@ A decoder (a VAE's, or a GAN's generator) maps a code to an image,
 
 **Masked inversion is inpainting** (Yeh et al., 2017): only observed pixels enter
 :math:`L`, and the completion keeps them, :math:`m \odot x + (1 - m) \odot g(z)`
-(`complete`, `inpaint`). **Denoising** inverts the noisy image with a full mask and
+(`complete`, `inpaint`). A mask can leave several digits possible: `sample_posterior`
+draws several completions by Langevin dynamics instead of one. **Denoising** inverts the noisy image with a full mask and
 keeps :math:`g(z)` (`denoise`). The baselines: the mean training image (`fill_mean`), the
 nearest training image on the observed pixels (`fill_nearest`), a median filter
 (`median_denoise`). Quality is the PSNR on the pixels that were missing (`psnr`), and a
@@ -378,6 +379,101 @@ def invert_hybrid(
 
 
 # ---------------------------------------------------------------------------
+# Sampling the posterior: several answers instead of one
+# ---------------------------------------------------------------------------
+@dataclass
+class PosteriorSamples:
+    r"""Codes drawn by `sample_posterior` for ``N`` images, ``K`` per image.
+
+    ``z`` ``(K, N, d)``; ``x_hat`` ``(K, N, 1, H, W)``: :math:`g(z)` in [0, 1];
+    ``energy`` ``(K, N)``: :math:`U(z)` at the last step; ``history``: ``energy``, its
+    mean over all chains, at every step (step 0 is the start).
+    """
+
+    z: torch.Tensor
+    x_hat: torch.Tensor
+    energy: torch.Tensor
+    history: History = field(default_factory=History)
+
+
+def sample_posterior(
+    model: nn.Module | Decoder,
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    noise_std: float = 0.3,
+    num_samples: int = 8,
+    num_steps: int = 300,
+    step_size: float = 3e-3,
+    seed: int = 0,
+    z_dim: int | None = None,
+) -> PosteriorSamples:
+    r"""Draw codes from the posterior :math:`p(z \mid x_{\text{observed}})` by unadjusted Langevin dynamics.
+
+    With Gaussian pixel noise of std :math:`\sigma` (``noise_std``) on the observed
+    pixels and the prior :math:`\mathcal N(0, I)`, the negative log-posterior is, up to
+    a constant,
+
+    .. math:: U(z) = \frac{1}{2\sigma^2}\big\lVert m \odot (g(z) - x)\big\rVert^2
+       + \frac12 \lVert z \rVert^2 ,
+
+    the objective of `invert_optimize` with :math:`\lambda = 2\sigma^2`, divided by
+    :math:`2\sigma^2`. Each of ``num_samples`` chains per image starts at
+    :math:`z_0 \sim \mathcal N(0, I)` (seeded) and takes ``num_steps`` steps
+
+    .. math:: z_{t+1} = z_t - \eta\, \nabla U(z_t) + \sqrt{2\eta}\; \varepsilon_t,
+       \qquad \varepsilon_t \sim \mathcal N(0, I),
+
+    with ``step_size`` :math:`\eta`; all chains of all images run as one batch. Where
+    optimization stops at one mode, the noise keeps the chain moving, and its last code
+    is (approximately) a draw from the posterior: different chains can land on
+    different digits when the observed pixels allow several. Two approximations, both
+    to keep in mind: there is no Metropolis correction, so the chain samples a slightly
+    wider distribution than :math:`e^{-U}` (for a Gaussian with precision :math:`p`, the
+    variance :math:`2 / (p (2 - \eta p))` instead of :math:`1/p`; ``tests`` check it),
+    and a finite chain may not have mixed between distant modes. Returns
+    `PosteriorSamples`. Chapter: Inpainting and denoising.
+    """
+    decoder, z_dim = image_decoder(model, z_dim)
+    x = _check_x(x)
+    n = len(x)
+    if mask is not None:
+        mask = check_mask(mask, x)
+    if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)) or not noise_std > 0 \
+            or not math.isfinite(noise_std):
+        raise ValueError(f"noise_std must be a finite number > 0, got {noise_std!r}")
+    num_samples = _check_positive_int(num_samples, "num_samples")
+    num_steps = _check_positive_int(num_steps, "num_steps")
+    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not step_size > 0 \
+            or not math.isfinite(step_size):
+        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.stack([torch.randn(n, z_dim, generator=generator) for _ in range(num_samples)])
+    z = z.reshape(num_samples * n, z_dim).to(x.device, x.dtype).requires_grad_(True)
+    x_rep = x.repeat(num_samples, 1, 1, 1)
+    mask_rep = None if mask is None else (mask.repeat(num_samples, 1, 1, 1) if len(mask) == n > 1 else mask)
+    history = History()
+
+    def energy() -> torch.Tensor:
+        return inversion_loss(decoder(z), x_rep, z, mask_rep, 2 * noise_std**2) / (2 * noise_std**2)
+
+    for step in range(num_steps):
+        u = energy()
+        history.log(step, energy=u.detach().mean())
+        check_finite(step, energy=u.sum())
+        (grad,) = torch.autograd.grad(u.sum(), z)
+        noise = torch.randn(z.shape, generator=generator).to(z.device, z.dtype)
+        with torch.no_grad():  # a gradient step on U, plus Gaussian noise of variance 2 eta
+            z -= step_size * grad
+            z += math.sqrt(2 * step_size) * noise
+    with torch.no_grad():
+        u = energy()
+        history.log(num_steps, energy=u.mean())
+        x_hat = decoder(z)
+    return PosteriorSamples(z.detach().view(num_samples, n, z_dim).clone(), x_hat.view(num_samples, n, *x.shape[1:]),
+                            u.view(num_samples, n), history)
+
+
+# ---------------------------------------------------------------------------
 # Masks, inpainting and denoising
 # ---------------------------------------------------------------------------
 def make_mask(
@@ -620,8 +716,9 @@ class GANEncoder(nn.Module):
         Conv2d(2c, 2c, 3, 2, 1)    -> (N, 2c, 4, 4),   LeakyReLU(0.2), flatten (N, 32c)
         Linear(32c, z_dim)         -> (N, z_dim)
 
-    Trained by `train_gan_encoder` on pairs :math:`(z, G(z))` (Perarnau et al., 2016;
-    Zhu et al., 2016 use it to start the optimization). With ``z_dim=64, channels=32``
+    Trained by `train_gan_encoder` on the generator's own samples, pairs
+    :math:`(z, G(z))` (Perarnau et al., 2016; Zhu et al., 2016 use such a network to
+    start the optimization). With ``z_dim=64, channels=32``
     it has 135,904 parameters. Chapter: Inversion.
     """
 
@@ -653,6 +750,7 @@ def train_gan_encoder(
     batch_size: int = 128,
     lr: float = 1e-3,
     channels: int = 32,
+    pixel_weight: float = 10.0,
     seed: int = 0,
     device: str | torch.device | None = None,
     callback: Callable[[int, History], None] | None = None,
@@ -662,13 +760,18 @@ def train_gan_encoder(
     r"""Train a `GANEncoder` for the generator ``G`` on its own samples; returns ``(encoder, history)``.
 
     Each step draws :math:`z \sim \mathcal N(0, I)` (``batch_size`` codes, a generator
-    seeded with ``seed``), makes :math:`x = (G(z) + 1)/2` with ``G`` in eval mode and no
-    gradient, and takes one Adam step on
+    seeded with ``seed``), makes :math:`x = g(z) = (G(z) + 1)/2` with ``G`` in eval mode,
+    and takes one Adam step on the encoder's weights for
 
-    .. math:: \ell = \frac{1}{B} \sum_{b} \frac{1}{d}\lVert E(x_b) - z_b \rVert^2 ,
+    .. math:: \ell = \frac{1}{B} \sum_{b} \Big( \frac{1}{d}\lVert E(x_b) - z_b \rVert^2
+       + w\, \frac{1}{P} \lVert g(E(x_b)) - x_b \rVert^2 \Big),
 
-    the mean squared error per coordinate. The encoder never sees a real digit: on real
-    images it extrapolates, which is why the hybrid refines its codes. ``G`` is a
+    the code's mean squared error per coordinate plus ``pixel_weight`` :math:`w` times the
+    image's, over its :math:`P` pixels (the gradient flows through the frozen ``G``). The
+    code term alone is what regressing :math:`z` on :math:`G(z)` means (Perarnau et al.,
+    2016); the image term asks for what inversion is judged on, :math:`g(E(x)) \approx x`.
+    The encoder never sees a real digit: on real images it extrapolates, which is why
+    the hybrid refines its codes. ``G`` is a
     `genimg_lib.models.DCGAN` (its ``.G``) or a `DCGANGenerator`; it is left in eval
     mode. The history holds ``loss`` at step 1 and every ``log_every`` steps;
     ``callback(step, history)`` runs after every step. Chapter: Inversion.
@@ -685,10 +788,14 @@ def train_gan_encoder(
     batch_size = _check_positive_int(batch_size, "batch_size")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    pixel_weight = _check_non_negative(pixel_weight, "pixel_weight")
     device = torch.device(device) if device is not None else next(G.parameters()).device
     torch.manual_seed(seed)
     encoder = GANEncoder(G.z_dim, channels).to(device)
     G = G.to(device).eval()
+    requires_grad = [p.requires_grad for p in G.parameters()]
+    for p in G.parameters():  # G is frozen: the image term's gradient reaches E only
+        p.requires_grad_(False)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
     history = History()
@@ -698,16 +805,21 @@ def train_gan_encoder(
         z = torch.randn(batch_size, G.z_dim, generator=generator).to(device)
         with torch.no_grad():
             x = ((G(z) + 1) / 2).clamp(0, 1)
-        # --- regress the code on the image
-        loss = F.mse_loss(encoder(x), z)
+        # --- the code's error, and the image's error through the frozen generator
+        z_hat = encoder(x)
+        code_loss = F.mse_loss(z_hat, z)
+        image_loss = F.mse_loss((G(z_hat) + 1) / 2, x) if pixel_weight else torch.zeros(())
+        loss = code_loss + pixel_weight * image_loss
         check_finite(step, loss=loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step == 1 or step % log_every == 0 or step == num_steps:
-            history.log(step, loss=loss)
+            history.log(step, loss=loss, code_loss=code_loss, image_loss=image_loss)
         bar.update()
         if callback is not None:
             callback(step, history)
     bar.close()
+    for p, flag in zip(G.parameters(), requires_grad):
+        p.requires_grad_(flag)
     return encoder.eval(), history

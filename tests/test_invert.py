@@ -162,6 +162,53 @@ def test_hybrid_starts_at_the_encoders_code():
 
 
 # ---------------------------------------------------------------------------
+# Sampling the posterior by Langevin dynamics
+# ---------------------------------------------------------------------------
+def test_langevin_samples_a_linear_gaussian_posterior_with_the_known_ula_bias():
+    """g(z) = W z + b on 8x8 images: the posterior is Gaussian with precision P = W'W / s^2 + I and
+    mean P^-1 W'(x - b) / s^2. Unadjusted Langevin with step eta has the same mean and, along each
+    eigenvector of P (eigenvalue p), the variance 2 / (p (2 - eta p)) instead of 1 / p."""
+    g = torch.Generator().manual_seed(0)
+    W = 0.1 * torch.randn(64, 3, generator=g, dtype=torch.float64)
+    b = torch.full((64,), 0.5, dtype=torch.float64)
+
+    def decoder(z):
+        return (z @ W.T + b).view(-1, 1, 8, 8)
+
+    sigma = 0.2
+    x = decoder(torch.tensor([[1.0, -0.5, 0.3]], dtype=torch.float64))
+    precision = W.T @ W / sigma**2 + torch.eye(3, dtype=torch.float64)
+    eta = 0.6 / torch.linalg.eigvalsh(precision).max().item()  # stable below 2 / p_max
+    mean = torch.linalg.solve(precision, W.T @ (x.flatten() - b)) / sigma**2
+    samples = inv.sample_posterior(decoder, x, noise_std=sigma, num_samples=20000, num_steps=300,
+                                   step_size=eta, z_dim=3).z[:, 0]  # (20000, 3)
+    assert samples.dtype == torch.float64
+    torch.testing.assert_close(samples.mean(0), mean, atol=0.03, rtol=0)
+    p, V = torch.linalg.eigh(precision)
+    var_along = ((samples - samples.mean(0)) @ V).var(0)  # the sample variance along each eigenvector
+    ula = 2 / (p * (2 - eta * p))
+    torch.testing.assert_close(var_along, ula, rtol=0.05, atol=0)
+    assert (var_along[-1] * p[-1] - 1) > 0.2  # and it is measurably wider than the exact posterior
+
+
+def test_posterior_samples_ignore_the_missing_pixels_and_are_seeded():
+    vae = small_vae()
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    mask = inv.make_mask("left", 2)
+    a = inv.sample_posterior(vae, x, mask, num_samples=3, num_steps=5, seed=4)
+    other = torch.where(mask.bool(), x, torch.rand(x.shape, generator=torch.Generator().manual_seed(1)))
+    b = inv.sample_posterior(vae, other, mask, num_samples=3, num_steps=5, seed=4)
+    assert torch.equal(a.z, b.z) and a.z.shape == (3, 2, 4) and a.x_hat.shape == (3, 2, 1, 28, 28)
+    c = inv.sample_posterior(vae, x, mask, num_samples=3, num_steps=5, seed=5)
+    assert not torch.equal(a.z, c.z)
+    torch.testing.assert_close(a.x_hat, torch.sigmoid(vae.decode(a.z.flatten(0, 1))).view(3, 2, 1, 28, 28))
+    u = inv.inversion_loss(a.x_hat.flatten(0, 1), x.repeat(3, 1, 1, 1), a.z.flatten(0, 1), mask.repeat(3, 1, 1, 1),
+                           2 * 0.3**2) / (2 * 0.3**2)
+    torch.testing.assert_close(a.energy, u.view(3, 2))
+    assert a.history.steps("energy") == list(range(6))
+
+
+# ---------------------------------------------------------------------------
 # Inpainting and denoising
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", inv.MASK_KINDS)
@@ -292,10 +339,31 @@ def test_gan_encoder_shapes_parameters_and_a_short_training_run():
     encoder, history = inv.train_gan_encoder(DCGAN(z_dim=8, width=4).eval(), num_steps=2, batch_size=4,
                                              channels=2, show_progress=False)
     assert history.steps("loss") == [1, 2] and encoder.z_dim == 8 and not encoder.training
+    requires_grad = [p.requires_grad for p in G.parameters()]
     encoder, history = inv.train_gan_encoder(G, num_steps=100, batch_size=32, lr=1e-2, channels=4, log_every=1,
-                                             show_progress=False)
+                                             pixel_weight=0.0, show_progress=False)
     assert np.mean(history["loss"][-10:]) < 0.5 * np.mean(history["loss"][:5])  # it learns (1.06 -> 0.10 here)
+    assert history["image_loss"] == [0.0] * 100 and history["loss"] == history["code_loss"]
+    assert [p.requires_grad for p in G.parameters()] == requires_grad and all(p.grad is None for p in G.parameters())
     assert inv.encode_images(encoder, torch.rand(2, 1, 28, 28)).shape == (2, 8)
+
+
+def test_gan_encoder_loss_is_the_code_error_plus_w_times_the_image_error():
+    torch.manual_seed(0)
+    G = DCGANGenerator(z_dim=8, width=4).eval()
+    _, history = inv.train_gan_encoder(G, num_steps=1, batch_size=6, channels=2, pixel_weight=10.0, seed=3,
+                                       show_progress=False)
+    torch.manual_seed(3)  # the same initial encoder and the same draws, by hand
+    encoder = inv.GANEncoder(z_dim=8, channels=2)
+    z = torch.randn(6, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        x = ((G(z) + 1) / 2).clamp(0, 1)
+        z_hat = encoder(x)
+        code = ((z_hat - z) ** 2).mean().item()
+        image = ((((G(z_hat) + 1) / 2) - x) ** 2).mean().item()
+    assert history["code_loss"][0] == pytest.approx(code, rel=1e-5)
+    assert history["image_loss"][0] == pytest.approx(image, rel=1e-5)
+    assert history["loss"][0] == pytest.approx(code + 10 * image, rel=1e-5)
 
 
 # ---------------------------------------------------------------------------
@@ -361,7 +429,17 @@ def test_bad_inputs_get_clear_errors():
         inv.chi_quantile(16, 0.0)
     with pytest.raises(ValueError, match="denoise uses every pixel"):
         inv.denoise(vae, x, mask=torch.ones(28, 28))
+    with pytest.raises(ValueError, match="noise_std must be a finite number > 0"):
+        inv.sample_posterior(vae, x, noise_std=0.0)
+    with pytest.raises(ValueError, match="step_size must be a finite number > 0"):
+        inv.sample_posterior(vae, x, step_size=-1e-3)
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        inv.sample_posterior(vae, x, num_samples=0)
+    with pytest.raises(ValueError, match="mask: its shape"):
+        inv.sample_posterior(vae, x, mask=torch.ones(3, 28, 28))
     with pytest.raises(TypeError, match="G: expected a DCGAN or a DCGANGenerator"):
         inv.train_gan_encoder(vae, num_steps=1)
     with pytest.raises(ValueError, match="num_steps must be a positive integer"):
         inv.train_gan_encoder(DCGAN(z_dim=8, width=4).eval(), num_steps=0)
+    with pytest.raises(ValueError, match="pixel_weight must be a finite number >= 0"):
+        inv.train_gan_encoder(DCGAN(z_dim=8, width=4).eval(), num_steps=1, pixel_weight=-1.0)
