@@ -644,6 +644,52 @@ def _mean_fill_psnr(answer: Any) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------
 # Part V: The latent studio (edit_05_studio)
 # ---------------------------------------------------------------------------
+@exercise("edit_05_studio.1")
+def _interpolation_slider_value(answer: Any) -> tuple[bool, str]:
+    # origin m = (z_a + z_b) / 2, direction d = (z_b - z_a) / 2: m + c d = lerp(z_a, z_b, (c + 1) / 2)
+    t = 0.25
+    expected = 2 * t - 1
+    ok = abs(float(answer) - expected) < 1e-6
+    hint = (
+        "Write m + c d with m = (z_a + z_b) / 2 and d = (z_b - z_a) / 2 as (1 - t) z_a + t z_b: "
+        "the weight of z_b is t = (1 + c) / 2. Solve for c; the slider runs from -1 (z_a) to 1 (z_b)."
+    )
+    return ok, "" if ok else hint
+
+
+@exercise("edit_05_studio.2")
+def _non_orthogonal_sliders(answer: Any) -> tuple[bool, str]:
+    # two unit directions with u1 . u2 = 0.6; slider 1 moved from 0 to 1: z - z0 = u1
+    rho = 0.6
+    D = torch.tensor([[1.0, 0.0], [rho, math.sqrt(1 - rho**2)]], dtype=torch.float64)  # rows u1, u2 in 2-D
+    step = D[0]
+    slider_2 = (torch.linalg.pinv(D.T) @ step)[1].item()  # c = D^+ (z - z0), as LatentExplorer reads it
+    projection = float(step @ D[1])
+    got = [float(v) for v in answer]
+    if len(got) != 2:
+        return False, f"expected two numbers (slider 2's value, the projection on u2), got {len(got)}."
+    ok = abs(got[0] - slider_2) < 1e-6 and abs(got[1] - projection) < 1e-6
+    hint = (
+        "The sliders show the coefficients c of z - z0 = c_1 u_1 + c_2 u_2 (the pseudo-inverse), not the "
+        "projections u_k . (z - z0). Moving slider 1 adds u_1, whose coefficients are (1, 0); its "
+        "projection on u_2 is u_1 . u_2."
+    )
+    return ok, "" if ok else hint
+
+
+@exercise("edit_05_studio.3")
+def _norm_after_orthogonal_step(answer: Any) -> tuple[bool, str]:
+    z = torch.zeros(64, dtype=torch.float64)
+    z[0] = 8.0  # a code on the prior's typical shell, ||z|| = sqrt(64)
+    u = torch.zeros(64, dtype=torch.float64)
+    u[1] = 1.0  # a unit direction orthogonal to z
+    expected = (z + 3.0 * u).norm().item()
+    ok = abs(float(answer) - expected) < 1e-3
+    hint = (
+        "The step is orthogonal to z, so Pythagoras applies to the lengths: ||z + 3u||^2 = ||z||^2 + 3^2 "
+        "||u||^2. Lengths of orthogonal vectors do not add."
+    )
+    return ok, "" if ok else hint
 
 
 # ---------------------------------------------------------------------------

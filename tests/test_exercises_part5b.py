@@ -1,4 +1,4 @@
-"""The checkers of Part V's chapters 3 and 4 (Inversion; Inpainting and denoising) accept the right
+"""The checkers of Part V's chapters 3, 4 and 5 (Inversion; Inpainting and denoising; the latent studio) accept the right
 answer, computed here by another route (numpy least squares on an augmented system, scipy's chi
 distribution, numpy PSNR), and reject plausible slips. Kept apart from tests/test_exercises.py so
 that the chapters of Part V can be written in parallel."""
@@ -18,6 +18,7 @@ from genimg_lib.exercises import CORRECT, WRONG, checker_keys, grade
 def test_the_chapters_have_three_checkers_each():
     assert checker_keys("edit_03_inversion") == [f"edit_03_inversion.{i}" for i in (1, 2, 3)]
     assert checker_keys("edit_04_inpainting") == [f"edit_04_inpainting.{i}" for i in (1, 2, 3)]
+    assert checker_keys("edit_05_studio") == [f"edit_05_studio.{i}" for i in (1, 2, 3)]
 
 
 def _linear_decoder_case():
@@ -54,6 +55,26 @@ def edit_04_inpainting_3():
     return right, [pooled, all_pixels, 10 * math.log10(1 / err[0][missing].mean())]
 
 
+def edit_05_studio_1():
+    # solve m + c d = 0.75 z_a + 0.25 z_b for c with numpy, on random endpoints
+    rng = np.random.default_rng(0)
+    z_a, z_b = rng.normal(size=16), rng.normal(size=16)
+    m, d = (z_a + z_b) / 2, (z_b - z_a) / 2
+    target = 0.75 * z_a + 0.25 * z_b
+    right = float(np.linalg.lstsq(d[:, None], target - m, rcond=None)[0][0])
+    return right, [0.25, -0.25, 0.5, -0.75]  # slips: t itself, t - 1/2, 1 - 2t, t - 1
+
+
+def edit_05_studio_2():
+    # u1, u2 unit vectors in 5-D with u1 . u2 = 0.6; moving slider 1 by 1 adds u1
+    u1 = np.array([1.0, 0, 0, 0, 0])
+    u2 = np.array([0.6, 0.8, 0, 0, 0])
+    coeffs = np.linalg.lstsq(np.stack([u1, u2], axis=1), u1, rcond=None)[0]  # u1 = c1 u1 + c2 u2
+    right = (float(coeffs[1]), float(u1 @ u2))
+    # slips: the projection read as the slider, no movement at all, the two swapped
+    return right, [(0.6, 0.6), (0.0, 0.0), (0.6, 0.0)]
+
+
 CASES = {
     # the first step moves each of 64 coordinates by lr: 0.1 sqrt(64); slips: lr, lr * d, lr^2 * sqrt(d) ...
     "edit_03_inversion.1": lambda: (0.1 * math.sqrt(64), [0.1, 6.4, 0.08, 1.0]),
@@ -66,11 +87,17 @@ CASES = {
     # lambda = 2 sigma^2 for sigma = 0.3; slips: sigma^2, sigma, 1 / (2 sigma^2)
     "edit_04_inpainting.2": lambda: (2 * 0.3**2, [0.3**2, 0.3, 1 / (2 * 0.3**2)]),
     "edit_04_inpainting.3": edit_04_inpainting_3,
+    "edit_05_studio.1": edit_05_studio_1,
+    "edit_05_studio.2": edit_05_studio_2,
+    # sqrt(8^2 + 3^2); slips: the lengths added, the norm kept (renorm), 3 not squared
+    "edit_05_studio.3": lambda: (math.hypot(8, 3), [11.0, 8.0, math.sqrt(64 + 3)]),
 }
 
 
 def test_every_checker_of_these_chapters_has_a_case():
-    assert set(CASES) == set(checker_keys("edit_03_inversion") + checker_keys("edit_04_inpainting"))
+    assert set(CASES) == set(
+        checker_keys("edit_03_inversion") + checker_keys("edit_04_inpainting") + checker_keys("edit_05_studio")
+    )
 
 
 @pytest.mark.parametrize("key", list(CASES))
