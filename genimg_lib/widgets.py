@@ -109,7 +109,8 @@ def frame_grid_scrubber(
     ``c``; its caption is ``row_captions[r]`` and ``column_captions[c]``. The layout: an
     outer `Stack` of rows, each row a `Stack` of its frames; the row slider drives the
     outer stack and the column slider every inner one, all through ``jslink``, so the
-    website switches frames on its own, as for `frame_scrubber`. Chapter: The latent studio.
+    website switches frames on its own, as for `frame_scrubber`. The two sliders sit on
+    separate lines, so that on a phone neither is squeezed. Chapter: The latent studio.
     """
     if isinstance(frames, (str, bytes, np.ndarray)) or len(frames) == 0:
         raise ValueError("frames: expected a non-empty list of rows, each a list of frames (frames[row][column])")
@@ -137,4 +138,4 @@ def frame_grid_scrubber(
         inner.append(stack)
     outer = W.Stack(inner, selected_index=0)
     W.jslink((row_slider, "value"), (outer, "selected_index"))
-    return W.VBox([W.HBox([row_slider, column_slider]), outer])
+    return W.VBox([row_slider, column_slider, outer])  # one slider a line: each keeps its width on a phone

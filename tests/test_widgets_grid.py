@@ -21,7 +21,7 @@ def _links(box):
 def test_grid_scrubber_links_both_sliders_in_the_browser():
     frames = [[np.full((4, 4), (r * 3 + c) / 6) for c in range(3)] for r in range(2)]
     box = widgets.frame_grid_scrubber(frames, ["a", "b"], ["x", "y", "z"], "mask", "digit")
-    (row_slider, column_slider), outer = box.children[0].children, box.children[1]
+    row_slider, column_slider, outer = box.children  # one slider a line (a phone's column)
     assert row_slider.description == "mask" and row_slider.max == 1
     assert column_slider.description == "digit" and column_slider.max == 2
     assert isinstance(outer, W.Stack) and len(outer.children) == 2
