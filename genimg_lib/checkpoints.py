@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from genimg_lib.classifier import MNISTClassifier
+from genimg_lib.invert import GANEncoder
 from genimg_lib.models import CVAE, DCGAN, VAE
 
 #: Every class a shipped checkpoint can hold, by the name the manifest's ``"class"`` gives.
@@ -36,6 +37,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "CVAE": CVAE,
     "DCGAN": DCGAN,
     "MNISTClassifier": MNISTClassifier,
+    "GANEncoder": GANEncoder,
 }
 #: The manifest families of generative models (the others: ``"classifier"``, ``"results"``).
 GENERATIVE_FAMILIES = ("vae", "gan")

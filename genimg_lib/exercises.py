@@ -22,6 +22,7 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 from genimg_lib.checkpoints import load_model
 from genimg_lib.data import load_mnist5k, make_toy
 from genimg_lib.gan_lab import ring_mode_coverage
+from genimg_lib.invert import fill_mean, make_mask, psnr
 from genimg_lib.losses import (
     bits_per_dim,
     d_loss_minimax,
@@ -548,16 +549,147 @@ def _renorm_shrinks_the_step(answer: Any) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------
 # Part V: Inversion (edit_03_inversion)
 # ---------------------------------------------------------------------------
+@exercise("edit_03_inversion.1")
+def _first_adam_step_length(answer: Any) -> tuple[bool, str]:
+    code = torch.zeros(64, requires_grad=True)
+    adam = torch.optim.Adam([code], lr=0.1)
+    code.grad = torch.linspace(-3.0, 2.0, 64) + 0.01  # any gradient with no zero coordinate
+    adam.step()
+    expected = code.detach().norm().item()
+    ok = abs(float(answer) - expected) < 1e-3
+    hint = (
+        "After bias correction Adam's first step is lr * g / |g| in every coordinate: each of the 64 "
+        "coordinates moves by lr. The distance is the Euclidean length of that step."
+    )
+    return ok, "" if ok else hint
+
+
+def _exercise_linear_decoder() -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """W, the first test digit (flattened), b and lambda of edit_03_inversion.2."""
+    W = 0.02 * torch.randn(784, 5, generator=torch.Generator().manual_seed(0))
+    x_test, _ = load_mnist5k("test")
+    return W.double(), x_test[0].flatten().double(), 0.5, 0.1
+
+
+@exercise("edit_03_inversion.2")
+def _ridge_inversion(answer: Any) -> tuple[bool, str]:
+    W, x, b, lam = _exercise_linear_decoder()
+    expected = torch.linalg.solve(W.T @ W + lam / 2 * torch.eye(5, dtype=W.dtype), W.T @ (x - b))
+    got = torch.as_tensor(answer, dtype=torch.float64).detach().cpu().flatten()
+    if got.shape != (5,):
+        return False, f"expected 5 numbers (one code), got {tuple(got.shape)}."
+    ok = bool((got - expected).norm() < 1e-3 * expected.norm())
+    hint = (
+        "Set the gradient 2 W^T (W z + b - x) + lambda z to zero and solve: "
+        "z = (W^T W + lambda/2 I)^-1 W^T (x - b). Watch the factor 1/2 and the bias b."
+    )
+    return ok, "" if ok else hint
+
+
+@exercise("edit_03_inversion.3")
+def _norm_tail_probability(answer: Any) -> tuple[bool, str]:
+    # ||z||^2 ~ chi^2_64, whose upper tail is the regularized upper incomplete gamma Q(32, r^2 / 2)
+    expected = torch.special.gammaincc(torch.tensor(32.0, dtype=torch.float64),
+                                       torch.tensor(11.0**2 / 2, dtype=torch.float64)).item()
+    ok = abs(float(answer) - expected) < 1e-3 * expected
+    hint = (
+        "||z||^2 follows a chi-square distribution with 64 degrees of freedom: "
+        "P(||z|| >= 11) = P(chi2_64 >= 121). Square the norm first."
+    )
+    return ok, "" if ok else hint
 
 
 # ---------------------------------------------------------------------------
 # Part V: Inpainting and denoising with a generative prior (edit_04_inpainting)
 # ---------------------------------------------------------------------------
+@exercise("edit_04_inpainting.1")
+def _psnr_flattery_centre_mask(answer: Any) -> tuple[bool, str]:
+    missing = int((1 - make_mask("centre")).sum())  # 144 of 784 pixels
+    expected = 10 * math.log10(784 / missing)
+    ok = abs(float(answer) - expected) < 0.01
+    hint = (
+        "With the observed pixels exact, the MSE over all pixels is the missing pixels' MSE times the "
+        "fraction f of pixels that are missing; 10 log10(1 / (f MSE)) - 10 log10(1 / MSE) = 10 log10(1 / f)."
+    )
+    return ok, "" if ok else hint
+
+
+@exercise("edit_04_inpainting.2")
+def _map_prior_weight(answer: Any) -> tuple[bool, str]:
+    sigma = 0.3
+    expected = 2 * sigma**2
+    ok = abs(float(answer) - expected) < 1e-6
+    hint = (
+        "-log p(z | x) = ||g(z) - x||^2 / (2 sigma^2) + ||z||^2 / 2 + const; multiply by 2 sigma^2 "
+        "to get ||g(z) - x||^2 + (lambda / 2) ||z||^2 and read off lambda."
+    )
+    return ok, "" if ok else hint
+
+
+@exercise("edit_04_inpainting.3")
+def _mean_fill_psnr(answer: Any) -> tuple[bool, str]:
+    x_test, _ = load_mnist5k("test")
+    x_train, _ = load_mnist5k("train")
+    x = x_test[:100]
+    mask = make_mask("centre", 100)
+    expected = psnr(fill_mean(x, mask, x_train), x, 1 - mask).mean().item()
+    ok = abs(float(answer) - expected) < 0.01
+    hint = (
+        "Fill with invert.fill_mean(x, mask, x_train), then average invert.psnr(..., where=1 - mask) "
+        "over the 100 digits: the PSNR of each image, on its missing pixels, then the mean."
+    )
+    return ok, "" if ok else hint
 
 
 # ---------------------------------------------------------------------------
 # Part V: The latent studio (edit_05_studio)
 # ---------------------------------------------------------------------------
+@exercise("edit_05_studio.1")
+def _interpolation_slider_value(answer: Any) -> tuple[bool, str]:
+    # origin m = (z_a + z_b) / 2, direction d = (z_b - z_a) / 2: m + c d = lerp(z_a, z_b, (c + 1) / 2)
+    t = 0.25
+    expected = 2 * t - 1
+    ok = abs(float(answer) - expected) < 1e-6
+    hint = (
+        "Write m + c d with m = (z_a + z_b) / 2 and d = (z_b - z_a) / 2 as (1 - t) z_a + t z_b: "
+        "the weight of z_b is t = (1 + c) / 2. Solve for c; the slider runs from -1 (z_a) to 1 (z_b)."
+    )
+    return ok, "" if ok else hint
+
+
+@exercise("edit_05_studio.2")
+def _non_orthogonal_sliders(answer: Any) -> tuple[bool, str]:
+    # two unit directions with u1 . u2 = 0.6; slider 1 moved from 0 to 1: z - z0 = u1
+    rho = 0.6
+    D = torch.tensor([[1.0, 0.0], [rho, math.sqrt(1 - rho**2)]], dtype=torch.float64)  # rows u1, u2 in 2-D
+    step = D[0]
+    slider_2 = (torch.linalg.pinv(D.T) @ step)[1].item()  # c = D^+ (z - z0), as LatentExplorer reads it
+    projection = float(step @ D[1])
+    got = [float(v) for v in answer]
+    if len(got) != 2:
+        return False, f"expected two numbers (slider 2's value, the projection on u2), got {len(got)}."
+    ok = abs(got[0] - slider_2) < 1e-6 and abs(got[1] - projection) < 1e-6
+    hint = (
+        "The sliders show the coefficients c of z - z0 = c_1 u_1 + c_2 u_2 (the pseudo-inverse), not the "
+        "projections u_k . (z - z0). Moving slider 1 adds u_1, whose coefficients are (1, 0); its "
+        "projection on u_2 is u_1 . u_2."
+    )
+    return ok, "" if ok else hint
+
+
+@exercise("edit_05_studio.3")
+def _norm_after_orthogonal_step(answer: Any) -> tuple[bool, str]:
+    z = torch.zeros(64, dtype=torch.float64)
+    z[0] = 8.0  # a code on the prior's typical shell, ||z|| = sqrt(64)
+    u = torch.zeros(64, dtype=torch.float64)
+    u[1] = 1.0  # a unit direction orthogonal to z
+    expected = (z + 3.0 * u).norm().item()
+    ok = abs(float(answer) - expected) < 1e-3
+    hint = (
+        "The step is orthogonal to z, so Pythagoras applies to the lengths: ||z + 3u||^2 = ||z||^2 + 3^2 "
+        "||u||^2. Lengths of orthogonal vectors do not add."
+    )
+    return ok, "" if ok else hint
 
 
 # ---------------------------------------------------------------------------

@@ -88,6 +88,15 @@ RECIPES: dict[str, dict[str, Any]] = {
         kind="classifier", model=dict(channels=[16, 32], num_features=64),
         train=dict(num_steps=1500, batch_size=128, lr=2e-3, outlier_weight=0.5),
     ),
+    # --- Part V: an encoder for the GAN (Inversion) -----------------------------------------
+    # A GANEncoder trained on pairs (z, G(z)) of the shipped gan_dcgan (genimg_lib.invert):
+    # code error plus 10 x image error. It depends on G's weights: retrain it whenever
+    # gan_dcgan changes (the manifest records the sha256 of the GAN it was trained for,
+    # and the chapter compares it).
+    "gan_dcgan_encoder": dict(
+        kind="gan_encoder", gan="gan_dcgan", model=dict(channels=32),
+        train=dict(num_steps=2000, batch_size=128, lr=1e-3, pixel_weight=10.0),
+    ),
 }
 
 VAE_CLASSES: dict[str, type[nn.Module]] = {"VAE": VAE, "CVAE": CVAE}
@@ -149,7 +158,8 @@ def run_recipe(
     device = get_device(None if device is None else str(device))
     cost = {"device": str(device), "threads": torch.get_num_threads(),
             "load_average_at_start": round(os.getloadavg()[0], 1)}  # how busy the machine was: costs are wall time
-    run_one = {"vae": _run_vae, "vae_study": _run_latent_study, "gan": _run_gan, "classifier": _run_classifier}
+    run_one = {"vae": _run_vae, "vae_study": _run_latent_study, "gan": _run_gan, "classifier": _run_classifier,
+               "gan_encoder": _run_gan_encoder}
     return run_one[recipe["kind"]](name, recipe, num_steps, seed, device, iwae_k, cost, log, callback)
 
 
@@ -366,3 +376,49 @@ def save_run(run: Run, out_dir: str | Path, command: str, ship: bool = False) ->
     save_checkpoint(run.state, path)
     manifest_path = MANIFEST_PATH if into_package else out_dir / "MANIFEST.json"
     return register_shipped(run.name, path, command, manifest_path=manifest_path, **run.info)
+
+
+# ---------------------------------------------------------------------------
+# Part V: the GAN's encoder (Inversion)
+# ---------------------------------------------------------------------------
+def _run_gan_encoder(name, recipe, num_steps, seed, device, iwae_k, cost, log, callback) -> Run:
+    """Train a `genimg_lib.invert.GANEncoder` on the samples of the shipped GAN ``recipe["gan"]``; evaluate it.
+
+    Metrics: on 1,000 fresh samples of the GAN (codes seeded apart from training), the
+    per-coordinate MSE of the predicted codes (1 = no better than predicting 0) and the
+    pixel MSE of :math:`G(E(G(z)))` against :math:`G(z)`; on the 1,000 test digits, the
+    pixel MSE of :math:`G(E(x))` against :math:`x`, all images in [0, 1].
+    """
+    from genimg_lib.checkpoints import load_model, read_manifest
+    from genimg_lib.invert import encode_images, train_gan_encoder
+
+    train = dict(recipe["train"])
+    if num_steps is not None:
+        train["num_steps"] = num_steps
+    gan_entry = read_manifest(MANIFEST_PATH)[recipe["gan"]]
+    gan = load_model(recipe["gan"], device=device)
+    start = time.perf_counter()
+    encoder, history = train_gan_encoder(gan, channels=recipe["model"]["channels"], seed=seed, device=device,
+                                         callback=callback, **train)
+    cost.update(seconds=round(time.perf_counter() - start, 1), steps=train["num_steps"])
+    with torch.no_grad():
+        z = torch.randn(1000, gan.z_dim, generator=torch.Generator().manual_seed(10_000 + seed)).to(device)
+        x = ((gan.G(z) + 1) / 2).clamp(0, 1)
+        z_hat = encode_images(encoder, x).to(device)
+        x_test, _ = load_mnist5k("test")
+        x_test_hat = (gan.G(encode_images(encoder, x_test).to(device)) + 1) / 2
+        metrics = {
+            "sample_code_mse": round(float((z_hat - z).pow(2).mean()), 4),
+            "sample_image_mse": round(float(((gan.G(z_hat) + 1) / 2 - x).pow(2).mean()), 5),
+            "test_image_mse": round(float((x_test_hat.cpu() - x_test).pow(2).mean()), 5),
+            "parameters": count_parameters(encoder),
+        }
+    log(f"{name}: code MSE {metrics['sample_code_mse']:.3f} on the GAN's samples, image MSE "
+        f"{metrics['test_image_mse']:.4f} on test digits, {cost['seconds']:.0f} s of training")
+    training = dict(train, gan=recipe["gan"], gan_sha256=gan_entry["sha256"])
+    config = {"z_dim": encoder.z_dim, "channels": encoder.channels}  # z_dim: the GAN's
+    state = {"model": {k: v.cpu() for k, v in encoder.state_dict().items()}, "config": config,
+             "history": history.state_dict()}
+    info = {"class": "GANEncoder", "family": "encoder", "config": config, "training": training,
+            "cost": cost, "metrics": metrics}
+    return Run(name, state, info, encoder, history)

@@ -82,3 +82,60 @@ def frame_scrubber(
     W.jslink((play, "value"), (slider, "value"))
     W.jslink((slider, "value"), (stack, "selected_index"))
     return W.VBox([W.HBox([play, slider]), stack])
+
+
+def _frame_png(frame: bytes | plt.Figure | np.ndarray, where: str) -> bytes:
+    """PNG bytes of one frame: PNG bytes as they are, a figure rendered (and closed), an array in [0, 1]."""
+    if isinstance(frame, plt.Figure):
+        return figure_to_png(frame)
+    if isinstance(frame, (bytes, bytearray)):
+        return bytes(frame)
+    if isinstance(frame, (str, dict)) or frame is None:
+        raise TypeError(f"{where} must be PNG bytes, a matplotlib figure or an image array, got {type(frame).__name__}")
+    return array_to_png(frame)
+
+
+def frame_grid_scrubber(
+    frames: Sequence[Sequence[bytes | plt.Figure | np.ndarray]],
+    row_captions: Sequence[str],
+    column_captions: Sequence[str],
+    row_description: str = "row",
+    column_description: str = "column",
+) -> W.VBox:
+    """Two sliders that choose one frame of a grid of precomputed frames, with no kernel.
+
+    ``frames[r][c]`` (PNG bytes, figures or arrays in [0, 1]) is shown when the first
+    slider (``row_description``) is at ``r`` and the second (``column_description``) at
+    ``c``; its caption is ``row_captions[r]`` and ``column_captions[c]``. The layout: an
+    outer `Stack` of rows, each row a `Stack` of its frames; the row slider drives the
+    outer stack and the column slider every inner one, all through ``jslink``, so the
+    website switches frames on its own, as for `frame_scrubber`. The two sliders sit on
+    separate lines, so that on a phone neither is squeezed. Chapter: The latent studio.
+    """
+    if isinstance(frames, (str, bytes, np.ndarray)) or len(frames) == 0:
+        raise ValueError("frames: expected a non-empty list of rows, each a list of frames (frames[row][column])")
+    rows = [list(row) if not isinstance(row, (str, bytes, np.ndarray, plt.Figure)) else None for row in frames]
+    if any(row is None for row in rows):
+        raise ValueError("frames: each row must be a list of frames (frames[row][column]), not a single frame")
+    num_columns = len(rows[0])
+    if num_columns == 0 or any(len(row) != num_columns for row in rows):
+        raise ValueError(f"frames: every row needs the same, non-zero number of frames; got {[len(r) for r in rows]}")
+    for name, captions, n in (("row_captions", row_captions, len(rows)), ("column_captions", column_captions, num_columns)):
+        if isinstance(captions, str) or len(captions) != n:
+            got = repr(captions) if isinstance(captions, str) else f"{len(captions)} captions"
+            raise ValueError(f"{name}: expected a list of {n} captions (one per {name.split('_')[0]}), got {got}")
+    column_slider = W.IntSlider(value=0, min=0, max=num_columns - 1, description=column_description,
+                                continuous_update=True)
+    row_slider = W.IntSlider(value=0, min=0, max=len(rows) - 1, description=row_description, continuous_update=True)
+    inner = []
+    for r, row in enumerate(rows):
+        pages = []
+        for c, frame in enumerate(row):
+            caption = W.HTML(f"<b>{row_captions[r]}; {column_captions[c]}</b>")
+            pages.append(W.VBox([caption, W.Image(value=_frame_png(frame, f"frames[{r}][{c}]"), format="png")]))
+        stack = W.Stack(pages, selected_index=0)
+        W.jslink((column_slider, "value"), (stack, "selected_index"))
+        inner.append(stack)
+    outer = W.Stack(inner, selected_index=0)
+    W.jslink((row_slider, "value"), (outer, "selected_index"))
+    return W.VBox([row_slider, column_slider, outer])  # one slider a line: each keeps its width on a phone

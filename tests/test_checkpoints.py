@@ -11,6 +11,7 @@ from torch import nn
 
 from genimg_lib import checkpoints as ck
 from genimg_lib.classifier import MNISTClassifier
+from genimg_lib.invert import GANEncoder
 from genimg_lib.models import CVAE, DCGAN, VAE
 
 
@@ -191,7 +192,8 @@ def test_shipped_entries_filters_by_family_in_name_order(tmp_path, state):
 # load_model: the explicit class table
 # ---------------------------------------------------------------------------
 def test_model_classes_is_an_explicit_table_of_every_shipped_class():
-    assert ck.MODEL_CLASSES == {"VAE": VAE, "CVAE": CVAE, "DCGAN": DCGAN, "MNISTClassifier": MNISTClassifier}
+    assert ck.MODEL_CLASSES == {"VAE": VAE, "CVAE": CVAE, "DCGAN": DCGAN, "MNISTClassifier": MNISTClassifier,
+                                "GANEncoder": GANEncoder}
     shipped = {e["class"] for e in ck.read_manifest().values() if "class" in e}
     assert shipped <= set(ck.MODEL_CLASSES)
 
@@ -204,7 +206,7 @@ def test_load_model_refuses_results_unknown_names_and_unknown_classes(tmp_path, 
     manifest = tmp_path / "MANIFEST.json"
     ck.save_checkpoint(state, tmp_path / "m.pt")
     ck.register_shipped("m", tmp_path / "m.pt", "cmd", manifest, **{"class": "StyleGAN", "config": {}})
-    with pytest.raises(ValueError, match=r"class 'StyleGAN'.*\['CVAE', 'DCGAN', 'MNISTClassifier', 'VAE'\]"):
+    with pytest.raises(ValueError, match=r"class 'StyleGAN'.*\['CVAE', 'DCGAN', 'GANEncoder', 'MNISTClassifier', 'VAE'\]"):
         ck.load_model("m", manifest_path=manifest)
 
 

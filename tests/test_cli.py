@@ -101,9 +101,15 @@ def test_a_trained_model_loads_from_the_folders_manifest(trained, name):
         assert snapshots["images"].shape == (2, per_grid, 1, 28, 28) and snapshots["images"].dtype == torch.uint8
         history = History.from_state_dict(state["history"])
         assert history.steps("loss_D") == [1, 2] and ("gp" in history) == (RECIPES[name]["loss"] == "wasserstein_gp")
+    elif kind == "gan_encoder":
+        assert entry["training"]["num_steps"] == STEPS and entry["family"] == "encoder"
+        assert entry["training"]["gan_sha256"] == ck.read_manifest()[RECIPES[name]["gan"]]["sha256"]
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, entry["config"]["z_dim"])
+        assert History.from_state_dict(state["history"]).steps("loss") == [1, 2]
+        assert {"sample_code_mse", "sample_image_mse", "test_image_mse"} <= set(entry["metrics"])
     else:
         assert isinstance(model, MNISTClassifier) and model.feature_scale == entry["config"]["feature_scale"] > 0
-    if kind != "gan":
+    if kind not in ("gan", "gan_encoder"):
         s = model(torch.zeros(2, 1, 28, 28)) if kind == "classifier" else model.sample(2)
         assert torch.isfinite(s).all()
 

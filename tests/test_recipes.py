@@ -14,7 +14,7 @@ from genimg_lib.models import DCGAN
 def test_one_recipe_per_shipped_file():
     assert set(recipes.RECIPES) == set(ck.read_manifest())
     assert set(recipes.RECIPES) == {"vae_conv_z16", "vae_mlp_z2", "cvae_z8", "vae_latent_study",
-                                    "gan_dcgan", "gan_wgan_gp", "gan_cgan", "classifier"}
+                                    "gan_dcgan", "gan_wgan_gp", "gan_cgan", "classifier", "gan_dcgan_encoder"}
 
 
 @pytest.mark.parametrize("name", sorted(recipes.RECIPES))
@@ -36,6 +36,15 @@ def test_the_manifest_records_the_recipes_command_cost_and_config(name):
         assert entry["class"] == "MNISTClassifier" and entry["family"] == "classifier"
         assert {k: v for k, v in entry["config"].items() if k != "feature_scale"} == recipe["model"]
         assert entry["cost"]["steps"] == recipe["train"]["num_steps"]
+    elif kind == "gan_encoder":
+        assert entry["class"] == "GANEncoder" and entry["family"] == "encoder"
+        gan = ck.read_manifest()[recipe["gan"]]
+        assert entry["config"] == {"z_dim": gan["config"]["z_dim"], **recipe["model"]}
+        assert entry["training"] == dict(recipe["train"], gan=recipe["gan"], gan_sha256=gan["sha256"]), (
+            "the shipped encoder was trained for another checkpoint of its GAN: retrain it with "
+            f"python -m genimg_lib train {name} --ship")
+        assert entry["cost"]["steps"] == recipe["train"]["num_steps"]
+        assert entry["bytes"] < 1_000_000
     else:  # the latent study: results, not a model
         assert kind == "vae_study" and entry["family"] == "results" and "class" not in entry
         runs = len(recipe["sweep"]["betas"]) + len(recipe["collapse"]["runs"])

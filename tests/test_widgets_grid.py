@@ -1,0 +1,53 @@
+"""genimg_lib.widgets.frame_grid_scrubber: two sliders over a grid of frames, linked in the browser."""
+
+import ipywidgets as W
+import numpy as np
+import pytest
+from ipywidgets.embed import embed_data
+
+from genimg_lib import widgets
+
+
+def _links(box):
+    state = embed_data(views=[box])["manager_state"]["state"]
+    pairs = set()
+    for model in state.values():
+        if model["model_name"] == "LinkModel":
+            (src, s_attr), (dst, d_attr) = model["state"]["source"], model["state"]["target"]
+            pairs.add((src.replace("IPY_MODEL_", ""), s_attr, dst.replace("IPY_MODEL_", ""), d_attr))
+    return pairs
+
+
+def test_grid_scrubber_links_both_sliders_in_the_browser():
+    frames = [[np.full((4, 4), (r * 3 + c) / 6) for c in range(3)] for r in range(2)]
+    box = widgets.frame_grid_scrubber(frames, ["a", "b"], ["x", "y", "z"], "mask", "digit")
+    row_slider, column_slider, outer = box.children  # one slider a line (a phone's column)
+    assert row_slider.description == "mask" and row_slider.max == 1
+    assert column_slider.description == "digit" and column_slider.max == 2
+    assert isinstance(outer, W.Stack) and len(outer.children) == 2
+    pairs = _links(box)
+    assert (row_slider.model_id, "value", outer.model_id, "selected_index") in pairs
+    for r, inner in enumerate(outer.children):
+        assert isinstance(inner, W.Stack) and len(inner.children) == 3
+        assert (column_slider.model_id, "value", inner.model_id, "selected_index") in pairs
+        for c, page in enumerate(inner.children):
+            caption, image = page.children
+            assert caption.value == f"<b>{'ab'[r]}; {'xyz'[c]}</b>"
+            # the frame at [r][c] is the one shown there: its grey level survives the PNG
+            assert image.value == widgets.array_to_png(frames[r][c])
+
+
+def test_grid_scrubber_bad_input():
+    frame = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="non-empty list of rows"):
+        widgets.frame_grid_scrubber([], [], [])
+    with pytest.raises(ValueError, match="each row must be a list"):
+        widgets.frame_grid_scrubber([frame], ["a"], ["x"])
+    with pytest.raises(ValueError, match=r"same, non-zero number of frames; got \[2, 1\]"):
+        widgets.frame_grid_scrubber([[frame, frame], [frame]], ["a", "b"], ["x", "y"])
+    with pytest.raises(ValueError, match="column_captions: expected a list of 2 captions"):
+        widgets.frame_grid_scrubber([[frame, frame]], ["a"], ["x"])
+    with pytest.raises(ValueError, match="row_captions"):
+        widgets.frame_grid_scrubber([[frame]], "a", ["x"])
+    with pytest.raises(TypeError, match=r"frames\[0\]\[0\] must be PNG bytes"):
+        widgets.frame_grid_scrubber([[None]], ["a"], ["x"])
