@@ -13,10 +13,17 @@
    the CommonHTML TeX ones the pages use, the theme's .ttf fonts (browsers take the
    .woff2 next to them) and its translation catalogues (used at build time only).
    ``_sources/`` stays: the download button serves each chapter's .ipynb from it.
+4. The notebooks that the download button serves (``_sources/**/*.ipynb``) are the
+   chapters without their stored outputs and widget state: `strip_outputs`. The page
+   already shows every output (its figures in ``_images/``, its widgets' state in the
+   HTML), and a downloaded notebook is for running; stored, the outputs were the site's
+   largest part (every figure twice). A reader who wants them stored opens the chapter
+   in Colab or on GitHub.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -86,6 +93,18 @@ def _delete(path: Path) -> int:
     return size
 
 
+def strip_outputs(notebook: dict) -> dict:
+    """The notebook with every code cell's outputs and execution count cleared, and no
+    saved widget state: what the download button serves (cells, sources and cell
+    metadata unchanged)."""
+    notebook = json.loads(json.dumps(notebook))
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    notebook.get("metadata", {}).pop("widgets", None)
+    return notebook
+
+
 def prune_unused_files(app: Sphinx, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
@@ -113,7 +132,14 @@ def prune_unused_files(app: Sphinx, exception) -> None:
                 removed += _delete(path)
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
-    logger.info(f"genimg_site: deleted {removed / 1e6:.1f} MB of files that no page loads")
+    saved = 0
+    for path in (Path(app.outdir) / "_sources").rglob("*.ipynb"):
+        before = path.stat().st_size
+        path.write_text(json.dumps(strip_outputs(json.loads(path.read_text())), indent=1,
+                                    ensure_ascii=False) + "\n")
+        saved += before - path.stat().st_size
+    logger.info(f"genimg_site: deleted {removed / 1e6:.1f} MB of files that no page loads; "
+                f"the downloadable notebooks without outputs saved {saved / 1e6:.1f} MB")
 
 
 def setup(app: Sphinx) -> dict:

@@ -13,7 +13,8 @@ in one browser, and checked for:
 - figures: no image in a cell output is shown at less than 90% of its natural width at
   1280 px (its labels would shrink with it);
 - weight: each page's weight, defined in ``PAGE_WEIGHT_LIMIT``'s comment, and the site's;
-- the download button of every page serves that page's source (the .ipynb of a chapter).
+- the download button of every page serves that page's source (the .ipynb of a chapter,
+  without its stored outputs: _ext/genimg_site.py).
 
 On Getting started, the widget also responds to input with no kernel. What the check
 measured goes to ``_build/site_check.json`` and screenshots to ``_build/screenshots/``.
@@ -42,6 +43,10 @@ from urllib.parse import urljoin, urlparse
 import pytest
 
 from conftest import ROOT
+
+import sys as _sys
+_sys.path.insert(0, str(ROOT / "_ext"))
+from genimg_site import strip_outputs  # noqa: E402  (what the download button serves)
 
 SITE = Path(os.environ.get("GENIMG_SITE", ROOT / "_build" / "html"))
 CHROMIUM = os.environ.get("GENIMG_CHROMIUM", "/usr/bin/chromium")
@@ -479,7 +484,12 @@ def _download_problems(page, html: Path) -> list[str]:
     response = page.request.get(wanted[0])
     if response.status != 200:
         return [f"{wanted[0]} answers {response.status}"]
-    if response.body() != source.read_bytes():
+    if source.suffix == ".ipynb":  # served without its outputs (_ext/genimg_site.py)
+        expected = strip_outputs(json.loads(source.read_text()))
+        served = json.loads(response.body())
+        if served != expected:
+            return [f"{wanted[0]} is not {source.relative_to(ROOT)} without its outputs"]
+    elif response.body() != source.read_bytes():
         return [f"{wanted[0]} is not {source.relative_to(ROOT)}"]
     return []
 
@@ -716,3 +726,16 @@ def test_layout_checker_flags_exactly_the_offenders_of_a_synthetic_page(browser)
     assert bad["docWidth"] > bad["viewport"] and bad["pushers"], bad
     small = [(w, n, s) for w, n, s in bad["figures"] if s < FIGURE_MIN_SCALE * n]
     assert small == [("cell 5 output [x = 1]", 800, 400)], bad["figures"]
+
+
+def test_downloaded_notebooks_keep_every_cell_and_lose_only_outputs():
+    """strip_outputs, on a real chapter: same cells, sources and cell metadata; no outputs."""
+    source = json.loads((ROOT / "book" / "gan_03_dcgan.ipynb").read_text())
+    served = strip_outputs(source)
+    assert [c["source"] for c in served["cells"]] == [c["source"] for c in source["cells"]]
+    assert [c["metadata"] for c in served["cells"]] == [c["metadata"] for c in source["cells"]]
+    code = [c for c in served["cells"] if c["cell_type"] == "code"]
+    assert code and all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+    assert "widgets" not in served["metadata"]
+    assert any(c.get("outputs") for c in source["cells"])  # the original is untouched
+    assert len(json.dumps(served)) < len(json.dumps(source)) / 3
