@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genimg_lib.data import check_images
-from genimg_lib.train import History, check_finite, progress
+from genimg_lib.monitor import History, check_finite, progress
 
 #: The masks of the chapters: what is *missing* (``"centre"``: a square in the middle;
 #: ``"left"``: the left half; ``"random"``: a random half of the pixels).

@@ -95,3 +95,38 @@ def test_bibliography_lists_each_paper_once():
         title = re.sub(r"[^a-z0-9]", "", m.group(1).lower())
         assert title not in titles, f"references.bib: {key} and {titles[title]} are the same paper"
         titles[title] = key
+
+
+def test_library_modules_import_each_other_without_a_circle():
+    """The import graph of genimg_lib (every import, also inside functions) has no cycle,
+    so that each module imports on its own, in any order (a circle through
+    checkpoints -> invert -> train -> checkpoints once broke `import genimg_lib.train`)."""
+    import ast
+
+    pkg = ROOT / "genimg_lib"
+    graph = {}
+    for path in pkg.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("genimg_lib."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.ImportFrom) and node.module == "genimg_lib":
+                deps.update(a.name for a in node.names if (pkg / f"{a.name}.py").exists())
+            elif isinstance(node, ast.Import):
+                deps.update(a.name.split(".")[1] for a in node.names if a.name.startswith("genimg_lib."))
+        graph[path.stem] = deps - {path.stem}
+    assert len(graph) >= 20 and "checkpoints" in graph["train"]
+    state: dict = {}
+
+    def visit(m, stack):
+        state[m] = "open"
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == "open":
+                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(d):] + [d]))
+            if d not in state:
+                visit(d, stack + [d])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
