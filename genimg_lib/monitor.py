@@ -49,18 +49,21 @@ def progress(iterable: Iterable | int, desc: str = "training", disable: bool = F
 def check_finite(step: int, **losses: float | torch.Tensor) -> None:
     """Raise `NonFiniteLossError` if any named loss is NaN or infinite.
 
-    Call it on every loss *before* ``backward()``, so that an optimizer never steps on a
-    NaN gradient and the caller's weights stay as they were at the last good step, e.g.
-    ``check_finite(step, loss_D=loss_D)``.
+    Call it on every loss *before* ``backward()``, so that an optimizer never
+    steps on a NaN gradient and the caller's weights stay as they were at the
+    last good step, e.g. ``check_finite(step, loss_D=loss_D)``.
     """
     for name, value in losses.items():
-        v = value.detach().float().item() if isinstance(value, torch.Tensor) else float(value)
+        if isinstance(value, torch.Tensor):
+            value = value.detach().float().item()
+        v = float(value)
         if not math.isfinite(v):
             raise NonFiniteLossError(
-                f"loss {name!r} became {v} at step {step}. Training cannot recover from this. "
-                "Common causes: a learning rate that is too high, log(0) in a hand-written "
-                "loss (use the logit-based losses), or inputs outside the expected value "
-                "range. Lower the learning rate or check the inputs, then restart."
+                f"loss {name!r} became {v} at step {step}. Training cannot "
+                "recover from this. Common causes: a learning rate that is too "
+                "high, log(0) in a hand-written loss (use the logit-based "
+                "losses), or inputs outside the expected value range. Lower "
+                "the learning rate or check the inputs, then restart."
             )
 
 
