@@ -29,6 +29,7 @@ from torch import nn
 
 from genimg_lib.classifier import MNISTClassifier
 from genimg_lib.invert import GANEncoder
+from genimg_lib.hybrid import VAEGAN
 from genimg_lib.models import CVAE, DCGAN, VAE
 
 #: Every class a shipped checkpoint can hold, by the name the manifest's ``"class"`` gives.
@@ -38,9 +39,11 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "DCGAN": DCGAN,
     "MNISTClassifier": MNISTClassifier,
     "GANEncoder": GANEncoder,
+    "VAEGAN": VAEGAN,
 }
-#: The manifest families of generative models (the others: ``"classifier"``, ``"results"``).
-GENERATIVE_FAMILIES = ("vae", "gan")
+#: The manifest families of generative models (the others: ``"classifier"``, ``"encoder"``, ``"results"``);
+#: ``"hybrid"``: a VAE trained with a GAN's loss too (`genimg_lib.hybrid`).
+GENERATIVE_FAMILIES = ("vae", "gan", "hybrid")
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST_PATH = WEIGHTS_DIR / "MANIFEST.json"

@@ -36,7 +36,7 @@ from genimg_lib.checkpoints import (
 from genimg_lib.data import MNIST5K_TEST_PER_CLASS, NUM_CLASSES
 from genimg_lib.device import get_device
 from genimg_lib.measures import min_samples
-from genimg_lib.recipes import RECIPES, recipe_command, run_recipe, save_run
+from genimg_lib.recipes import LIKELIHOOD_KINDS, RECIPES, recipe_command, run_recipe, save_run
 from genimg_lib.scoreboard import scoreboard
 from genimg_lib.teaching import grade_submissions, make_student_edition
 
@@ -149,7 +149,7 @@ def train_command(args: argparse.Namespace) -> int:
         return _error(f"train: --out {out_dir} is the package's weights folder; use --ship to replace a shipped model")
     if out_dir.exists() and not out_dir.is_dir():
         return _error(f"train: --out {out_dir} is a file, not a folder; name a folder (it is created if missing)")
-    if args.iwae_k is not None and RECIPES[args.name]["kind"] not in ("vae", "vae_study"):
+    if args.iwae_k is not None and RECIPES[args.name]["kind"] not in LIKELIHOOD_KINDS:
         return _error(f"train: --iwae-k applies to VAE recipes only, not to {args.name!r}")
     existing = next(p for p in [out_dir.absolute(), *out_dir.absolute().parents] if p.exists())
     try:  # can the folder be made and written? Checked before hours of training, and leaving no trace

@@ -21,6 +21,7 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from genimg_lib.checkpoints import load_model
 from genimg_lib.data import load_mnist5k, make_toy
+from genimg_lib.fewlabels import choose_labelled, encode_means
 from genimg_lib.gan_lab import ring_mode_coverage
 from genimg_lib.invert import fill_mean, make_mask, psnr
 from genimg_lib.losses import (
@@ -34,7 +35,7 @@ from genimg_lib.losses import (
     ppca_posterior,
 )
 from genimg_lib.measures import fid, precision_recall
-from genimg_lib.models import ConvDecoder, DCGANDiscriminator, count_parameters
+from genimg_lib.models import ConvDecoder, DCGANDiscriminator, DCGANGenerator, count_parameters
 
 _CHECKERS: dict[str, Callable[[Any], tuple[bool, str]]] = {}
 _VERDICTS: dict[str, dict[str, str]] = {}
@@ -695,11 +696,86 @@ def _norm_after_orthogonal_step(answer: Any) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------
 # Part VI: VAE against GAN, and hybrids (practice_01_vae_vs_gan)
 # ---------------------------------------------------------------------------
+@exercise("practice_01_vae_vs_gan.1")
+def _transposed_conv_macs(answer: Any) -> tuple[bool, str]:
+    layer = DCGANGenerator(z_dim=64, width=32).net[2]  # ConvTranspose2d(64, 32, 4, 2, 1): 7x7 -> 14x14
+    c_in, c_out = layer.in_channels, layer.out_channels
+    kh, kw = layer.kernel_size
+    expected = c_in * 7 * 7 * c_out * kh * kw  # every input value meets every weight of its channel once
+    ok = int(answer) == expected
+    return ok, "" if ok else (
+        "Count from the input side: each of the 64 x 7 x 7 input values is multiplied by the "
+        "32 x 4 x 4 weights that spread it over the output (not 14 x 14 x 32 outputs times "
+        "64 x 4 x 4, which counts the zeros of the stride)."
+    )
+
+
+@exercise("practice_01_vae_vs_gan.2")
+def _confident_mistake_cost(answer: Any) -> tuple[bool, str]:
+    expected = -math.log(1 - 0.99) - (-math.log(1 - 0.7))  # the pixel is background (x = 0)
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else (
+        "A background pixel (x = 0) costs -log(1 - p) nats under Bernoulli(p): compare p = 0.99 "
+        "with p = 0.7, in nats (natural log), as the extra cost of the sharper decoder."
+    )
+
+
+@exercise("practice_01_vae_vs_gan.3")
+def _d_loss_at_equilibrium(answer: Any) -> tuple[bool, str]:
+    half = torch.zeros(4)  # logit 0: D(x) = 1/2 on real and fake alike
+    expected = d_loss_minimax(half, half).item()
+    ok = abs(float(answer) - expected) < 1e-4
+    return ok, "" if ok else (
+        "With D = 1/2 everywhere, loss_D = -log(1/2) on the real batch plus -log(1 - 1/2) on the "
+        "fake batch: both terms count."
+    )
+
 
 
 # ---------------------------------------------------------------------------
 # Part VI: Generative models for classification (practice_02_classification)
 # ---------------------------------------------------------------------------
+#: The two variants' accuracies (%) over five seeds of exercise 1, seed by seed.
+_PAIRED_A = (76.0, 78.5, 74.9, 77.2, 75.4)
+_PAIRED_B = (77.1, 79.2, 76.3, 78.0, 76.9)
+
+
+@exercise("practice_02_classification.1")
+def _paired_interval_half_width(answer: Any) -> tuple[bool, str]:
+    from scipy.stats import t as student_t
+
+    d = torch.tensor(_PAIRED_B, dtype=torch.float64) - torch.tensor(_PAIRED_A, dtype=torch.float64)
+    expected = float(student_t.ppf(0.975, len(d) - 1)) * d.std().item() / math.sqrt(len(d))
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else (
+        "Pair the seeds: d = b - a seed by seed, then t_{0.975, 4} * std(d, ddof=1) / sqrt(5) "
+        "(scipy.stats.t.ppf(0.975, 4)); not the two arms' own standard deviations, not 1.96."
+    )
+
+
+@exercise("practice_02_classification.2")
+def _parameter_ratio_pixels_codes(answer: Any) -> tuple[bool, str]:
+    expected = (784 * 10 + 10) / (16 * 10 + 10)
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else "W has (features x classes) entries and b one per class: (784*10 + 10) / (16*10 + 10)."
+
+
+@exercise("practice_02_classification.3")
+def _nearest_neighbour_on_codes(answer: Any) -> tuple[bool, str]:
+    vae = load_model("vae_conv_z16")
+    x_train, y_train = load_mnist5k("train")
+    x_test, y_test = load_mnist5k("test")
+    codes_train, codes_test = encode_means(vae, x_train), encode_means(vae, x_test)
+    shift, scale = codes_train.mean(0), codes_train.std(0)
+    idx = choose_labelled(y_train, 10, seed=0)
+    nearest = torch.cdist((codes_test - shift) / scale, (codes_train[idx] - shift) / scale).argmin(1)
+    expected = (y_train[idx][nearest] == y_test).double().mean().item()
+    ok = abs(float(answer) - expected) < 5e-4
+    hint = ("Standardize every code with the mean and std of the 4,000 training codes, then give each "
+            "test code the label of the nearest of the 100 labelled codes of seed 0 (torch.cdist, argmin); "
+            "answer a fraction, not a percentage.")
+    return ok, "" if ok else hint
+
 
 
 # ---------------------------------------------------------------------------

@@ -97,9 +97,27 @@ RECIPES: dict[str, dict[str, Any]] = {
         kind="gan_encoder", gan="gan_dcgan", model=dict(channels=32),
         train=dict(num_steps=2000, batch_size=128, lr=1e-3, pixel_weight=10.0),
     ),
+    # --- Part VI: VAE against GAN, and hybrids (practice_01_vae_vs_gan) ---------------------
+    # The shipped conv VAE fine-tuned with an adversarial term on its samples (genimg_lib.hybrid,
+    # after Larsen et al. 2016): the ELBO plus adv_weight times the generator's loss of a small D.
+    "vaegan_conv_z16": dict(
+        kind="vaegan", init="vae_conv_z16", model=dict(d_width=16),
+        train=dict(num_steps=1000, batch_size=64, lr=1e-4, lr_D=2e-4, betas=(0.5, 0.999), adv_weight=10.0),
+        iwae_k=1000,
+    ),
+    # Not a model: the same fine-tune at several adversarial weights (0: the control, plain VAE
+    # training for as many steps), each scored like the scoreboard (NLL with iwae_k, FID, precision,
+    # recall, the share of grey pixels); metrics, samples and histories in one small file.
+    "vaegan_sweep": dict(
+        kind="vaegan_sweep", init="vae_conv_z16", model=dict(d_width=16),
+        train=dict(num_steps=1000, batch_size=64, lr=1e-4, lr_D=2e-4, betas=(0.5, 0.999)),
+        adv_weights=[0.0, 1.0, 3.0, 10.0, 30.0, 100.0], iwae_k=100, num_samples=1000, num_shown=32,
+    ),
 }
 
 VAE_CLASSES: dict[str, type[nn.Module]] = {"VAE": VAE, "CVAE": CVAE}
+#: The recipe kinds whose evaluation estimates a test NLL with ``iwae_k`` importance samples.
+LIKELIHOOD_KINDS = ("vae", "vae_study", "vaegan", "vaegan_sweep")
 #: The steps at which a GAN recipe stores the samples of its fixed noise (plus the last step).
 GAN_SNAPSHOT_STEPS = (0, 100, 250, 500, 1000)
 
@@ -152,14 +170,15 @@ def run_recipe(
         num_steps = check_int(num_steps, "num_steps")
     if iwae_k is not None:
         iwae_k = check_int(iwae_k, "iwae_k")
-        if recipe["kind"] not in ("vae", "vae_study"):
+        if recipe["kind"] not in LIKELIHOOD_KINDS:
             raise ValueError(f"iwae_k only applies to VAE recipes, not to {name!r}")
     seed = check_int(seed, "seed", minimum=0)
     device = get_device(None if device is None else str(device))
     cost = {"device": str(device), "threads": torch.get_num_threads(),
             "load_average_at_start": round(os.getloadavg()[0], 1)}  # how busy the machine was: costs are wall time
     run_one = {"vae": _run_vae, "vae_study": _run_latent_study, "gan": _run_gan, "classifier": _run_classifier,
-               "gan_encoder": _run_gan_encoder}
+               "gan_encoder": _run_gan_encoder,
+               "vaegan": _run_vaegan, "vaegan_sweep": _run_vaegan_sweep}
     return run_one[recipe["kind"]](name, recipe, num_steps, seed, device, iwae_k, cost, log, callback)
 
 
@@ -422,3 +441,113 @@ def _run_gan_encoder(name, recipe, num_steps, seed, device, iwae_k, cost, log, c
     info = {"class": "GANEncoder", "family": "encoder", "config": config, "training": training,
             "cost": cost, "metrics": metrics}
     return Run(name, state, info, encoder, history)
+
+
+# ---------------------------------------------------------------------------
+# Part VI: the VAE-GAN (VAE against GAN, and hybrids)
+# ---------------------------------------------------------------------------
+#: The steps at which the VAE-GAN recipe stores the samples of its fixed noise (plus the last step).
+VAEGAN_SNAPSHOT_STEPS = (0, 100, 250, 500, 1000)
+
+
+def _uint8(x: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] as uint8, to store samples compactly."""
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+
+
+def _vaegan_fine_tune(recipe, adv_weight, num_steps, seed, device, callback=None):
+    """The shipped VAE ``recipe["init"]`` fine-tuned with `genimg_lib.hybrid.train_vaegan`: (model, history, snapshots, init sha256)."""
+    from genimg_lib.checkpoints import load_model, read_manifest
+    from genimg_lib.hybrid import VAEGAN, train_vaegan
+
+    init_sha = read_manifest()[recipe["init"]]["sha256"]
+    torch.manual_seed(seed)  # D's initialization
+    model = VAEGAN.from_vae(load_model(recipe["init"], device=device), **recipe["model"])
+    train = {k: (tuple(v) if k == "betas" else v) for k, v in recipe["train"].items() if k != "adv_weight"}
+    train["num_steps"] = num_steps
+    z_fixed = torch.randn(8, model.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
+    shot_steps, shots = [], []
+
+    def snapshot(step: int, history: History | None = None) -> None:
+        if step in VAEGAN_SNAPSHOT_STEPS or step == num_steps:
+            with torch.no_grad():
+                shots.append(_uint8(torch.sigmoid(model.decode(z_fixed))))
+            shot_steps.append(step)
+        if callback is not None and history is not None:
+            callback(step, history)
+
+    model.eval()
+    snapshot(0)
+    history = train_vaegan(model, adv_weight=adv_weight, seed=seed, callback=snapshot, callback_every=50,
+                           show_progress=False, **train)
+    snapshots = {"steps": torch.tensor(shot_steps), "images": torch.stack(shots)}
+    return model.eval(), history, snapshots, init_sha
+
+
+def _run_vaegan(name, recipe, num_steps, seed, device, iwae_k, cost, log, callback) -> Run:
+    if iwae_k is not None:
+        recipe["iwae_k"] = iwae_k
+    steps = recipe["train"]["num_steps"] if num_steps is None else num_steps
+    start = time.perf_counter()
+    model, history, snapshots, init_sha = _vaegan_fine_tune(recipe, recipe["train"]["adv_weight"], steps, seed, device,
+                                                            callback)
+    cost.update(seconds=round(time.perf_counter() - start, 1), steps=steps, batch_size=recipe["train"]["batch_size"])
+    x_test, _ = load_mnist5k("test", binarize="static")
+    start = time.perf_counter()
+    metrics = evaluate_vae(model, x_test, iwae_k=recipe["iwae_k"], seed=seed)
+    metrics.update(eval_seconds=round(time.perf_counter() - start, 1), num_parameters=count_parameters(model),
+                   train_elbo_last10_logged=history.mean("elbo", last=10))
+    log(f"{name}: NLL {metrics['nll_nats']:.2f} nats (K = {recipe['iwae_k']}), {cost['seconds']:.0f} s of fine-tuning")
+    config = {"z_dim": model.z_dim, "arch": model.arch, "channels": model.decoder.c, "d_width": model.d_width}
+    training = {k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe["train"].items()}
+    training.update(num_steps=steps, init=recipe["init"], init_sha256=init_sha)
+    state = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": config,
+             "history": history.state_dict(), "snapshots": snapshots}
+    info = {"class": "VAEGAN", "family": "hybrid", "config": config, "training": training, "cost": cost,
+            "metrics": metrics}
+    return Run(name, state, info, model, history, {"snapshots": snapshots})
+
+
+def _run_vaegan_sweep(name, recipe, num_steps, seed, device, iwae_k, cost, log, callback) -> Run:
+    """The VAE-GAN fine-tune at each of ``recipe["adv_weights"]``, scored like the scoreboard: tensors to save."""
+    from genimg_lib.hybrid import grey_fraction
+    from genimg_lib.scoreboard import Scorer
+
+    if iwae_k is not None:
+        recipe["iwae_k"] = iwae_k
+    steps = recipe["train"]["num_steps"] if num_steps is None else num_steps
+    x_test, _ = load_mnist5k("test", binarize="static")
+    scorer = Scorer(recipe["num_samples"], seed=seed)
+    keys = ("nll_nats", "elbo_nats", "rate", "distortion", "fid", "kid", "precision", "recall", "classes_covered",
+            "grey_fraction", "D_fake_last100")
+    table: dict[str, list[float]] = {k: [] for k in keys}
+    shown, histories = [], {}
+    start = time.perf_counter()
+    for adv_weight in recipe["adv_weights"]:
+        model, history, _, init_sha = _vaegan_fine_tune(recipe, adv_weight, steps, seed, device)
+        m = evaluate_vae(model, x_test, iwae_k=recipe["iwae_k"], seed=seed)
+        with torch.no_grad():
+            x = model.sample(recipe["num_samples"], generator=torch.Generator().manual_seed(seed))  # as the scoreboard
+        s = scorer.score(x)
+        row = {**{k: m[k] for k in ("nll_nats", "elbo_nats", "rate", "distortion")},
+               **{k: s[k] for k in ("fid", "kid", "precision", "recall", "classes_covered")},
+               "grey_fraction": grey_fraction(x), "D_fake_last100": history.mean("D_fake", last=10)}
+        for k in keys:
+            table[k].append(float(row[k]))
+        shown.append(_uint8(x[: recipe["num_shown"]]))
+        histories[f"{adv_weight:g}"] = history.state_dict()
+        log(f"  adv_weight {adv_weight:g}: NLL {row['nll_nats']:.2f}, FID {row['fid']:.2f}, precision "
+            f"{row['precision']:.3f}, recall {row['recall']:.3f}, grey {row['grey_fraction']:.3f}")
+    cost.update(seconds=round(time.perf_counter() - start, 1), steps=steps * len(recipe["adv_weights"]))
+    out = {"adv_weights": torch.tensor(recipe["adv_weights"]), "metric_names": list(keys),
+           "metrics": torch.tensor([table[k] for k in keys], dtype=torch.float64),  # (len(keys), len(adv_weights))
+           "samples": torch.stack(shown), "histories": histories}
+    config = {k: v for k, v in recipe.items() if k != "kind"}
+    config["train"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config["train"].items()}
+    config["train"]["num_steps"] = steps
+    config["init_sha256"] = init_sha
+    metrics = {f"adv_{w:g}_{k}": round(table[k][i], 4) for i, w in enumerate(recipe["adv_weights"])
+               for k in ("nll_nats", "fid", "precision", "recall")}
+    metrics["iwae_k"] = recipe["iwae_k"]
+    return Run(name, {"results": out, "config": config}, {"family": "results", "config": config, "cost": cost,
+                                                          "metrics": metrics})

@@ -149,7 +149,7 @@ def scoreboard(
     baselines: bool = True,
     scorer: Scorer | None = None,
 ) -> list[dict[str, Any]]:
-    """Score every shipped generative model (manifest family ``"vae"``/``"gan"``) with the same ``num_samples``.
+    """Score every shipped generative model (manifest family ``"vae"``, ``"gan"`` or ``"hybrid"``) with the same ``num_samples``.
 
     Rows are dicts with the keys `SCOREBOARD_COLUMNS` (missing values are None):
     the data baselines first (kind ``"baseline"``, see `data_baselines`), then each
@@ -232,7 +232,7 @@ def plot_scoreboard(rows: list[dict[str, Any]], title: str | None = None):
     rows' names; bottom: precision against recall, one labelled point per row. The
     figure is `genimg_lib.viz.COLUMN_WIDTH` wide, so its labels stay readable on the page.
     """
-    colors = {"baseline": "0.6", "vae": viz.PALETTE[0], "gan": viz.PALETTE[3]}
+    colors = {"baseline": "0.6", "vae": viz.PALETTE[0], "gan": viz.PALETTE[3], "hybrid": viz.PALETTE[2]}
     names = [r["name"] for r in rows]
     c = [colors.get(r["kind"], "C2") for r in rows]
     bars_height = 0.8 + 0.3 * max(len(rows), 4)  # inches: one bar per row
@@ -263,7 +263,7 @@ def plot_scoreboard(rows: list[dict[str, Any]], title: str | None = None):
     ax_pr.set(xlim=(-0.05, 1.1), ylim=(-0.05, 1.1), xlabel="recall (diversity)", ylabel="precision (quality)",
               title="precision and recall (k = 3)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=col) for col in colors.values()]
-    ax_pr.legend(handles, ["data baseline", "VAE", "GAN"], loc="lower right")
+    ax_pr.legend(handles, ["data baseline", "VAE", "GAN", "VAE-GAN"], loc="lower right")
     if title:
         fig.suptitle(title)
     return fig

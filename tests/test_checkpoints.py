@@ -12,6 +12,7 @@ from torch import nn
 from genimg_lib import checkpoints as ck
 from genimg_lib.classifier import MNISTClassifier
 from genimg_lib.invert import GANEncoder
+from genimg_lib.hybrid import VAEGAN
 from genimg_lib.models import CVAE, DCGAN, VAE
 
 
@@ -185,7 +186,7 @@ def test_shipped_entries_filters_by_family_in_name_order(tmp_path, state):
     assert list(ck.shipped_entries(ck.GENERATIVE_FAMILIES, manifest)) == ["b_gan"]
     assert ck.shipped_entries(("vae",), manifest) == {}
     assert set(ck.shipped_entries(ck.GENERATIVE_FAMILIES)) == {
-        "vae_conv_z16", "vae_mlp_z2", "cvae_z8", "gan_dcgan", "gan_wgan_gp", "gan_cgan"}
+        "vae_conv_z16", "vae_mlp_z2", "cvae_z8", "gan_dcgan", "gan_wgan_gp", "gan_cgan", "vaegan_conv_z16"}
 
 
 # ---------------------------------------------------------------------------
@@ -193,7 +194,8 @@ def test_shipped_entries_filters_by_family_in_name_order(tmp_path, state):
 # ---------------------------------------------------------------------------
 def test_model_classes_is_an_explicit_table_of_every_shipped_class():
     assert ck.MODEL_CLASSES == {"VAE": VAE, "CVAE": CVAE, "DCGAN": DCGAN, "MNISTClassifier": MNISTClassifier,
-                                "GANEncoder": GANEncoder}
+                                "GANEncoder": GANEncoder,
+                                "VAEGAN": VAEGAN}
     shipped = {e["class"] for e in ck.read_manifest().values() if "class" in e}
     assert shipped <= set(ck.MODEL_CLASSES)
 
@@ -206,7 +208,7 @@ def test_load_model_refuses_results_unknown_names_and_unknown_classes(tmp_path, 
     manifest = tmp_path / "MANIFEST.json"
     ck.save_checkpoint(state, tmp_path / "m.pt")
     ck.register_shipped("m", tmp_path / "m.pt", "cmd", manifest, **{"class": "StyleGAN", "config": {}})
-    with pytest.raises(ValueError, match=r"class 'StyleGAN'.*\['CVAE', 'DCGAN', 'GANEncoder', 'MNISTClassifier', 'VAE'\]"):
+    with pytest.raises(ValueError, match=r"class 'StyleGAN'.*\['CVAE', 'DCGAN', 'GANEncoder', 'MNISTClassifier', 'VAE', 'VAEGAN'\]"):
         ck.load_model("m", manifest_path=manifest)
 
 

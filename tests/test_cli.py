@@ -23,10 +23,12 @@ from conftest import ROOT
 from genimg_lib import checkpoints as ck
 from genimg_lib import cli
 from genimg_lib.classifier import MNISTClassifier
-from genimg_lib.recipes import GAN_SNAPSHOT_STEPS, RECIPES
+from genimg_lib.hybrid import VAEGAN
+from genimg_lib.recipes import GAN_SNAPSHOT_STEPS, LIKELIHOOD_KINDS, RECIPES, VAEGAN_SNAPSHOT_STEPS
 from genimg_lib.train import History
 
-VAE_KINDS = ("vae", "vae_study")
+VAE_KINDS = LIKELIHOOD_KINDS  # the recipes that take --iwae-k
+RESULTS_KINDS = ("vae_study", "vaegan_sweep")  # recipes that write results, not a model
 STEPS = 2
 SCORE_KEYS = {"fid_domain", "kid_domain", "precision_k3", "recall_k3", "classes_covered", "kl_uniform",
               "score_num_samples", "score_seed"}
@@ -79,7 +81,7 @@ def test_train_writes_every_recipe_into_the_folder(trained, shipped_before):
     assert _shipped_state() == shipped_before
 
 
-@pytest.mark.parametrize("name", [n for n, r in RECIPES.items() if r["kind"] != "vae_study"])
+@pytest.mark.parametrize("name", [n for n, r in RECIPES.items() if r["kind"] not in RESULTS_KINDS])
 def test_a_trained_model_loads_from_the_folders_manifest(trained, name):
     out, _ = trained
     manifest = out / "MANIFEST.json"
@@ -107,6 +109,12 @@ def test_a_trained_model_loads_from_the_folders_manifest(trained, name):
         assert model(torch.zeros(2, 1, 28, 28)).shape == (2, entry["config"]["z_dim"])
         assert History.from_state_dict(state["history"]).steps("loss") == [1, 2]
         assert {"sample_code_mse", "sample_image_mse", "test_image_mse"} <= set(entry["metrics"])
+    elif kind == "vaegan":
+        assert isinstance(model, VAEGAN) and entry["family"] == "hybrid" and entry["metrics"]["iwae_k"] == 2
+        assert entry["training"]["init"] == RECIPES[name]["init"] and entry["training"]["num_steps"] == STEPS
+        assert entry["training"]["init_sha256"] == ck.read_manifest()[RECIPES[name]["init"]]["sha256"]
+        assert state["snapshots"]["steps"].tolist() == [s for s in VAEGAN_SNAPSHOT_STEPS if s < STEPS] + [STEPS]
+        assert History.from_state_dict(state["history"]).steps("loss") == [1, 2]
     else:
         assert isinstance(model, MNISTClassifier) and model.feature_scale == entry["config"]["feature_scale"] > 0
     if kind not in ("gan", "gan_encoder"):
@@ -127,6 +135,21 @@ def test_the_latent_study_results_load_from_the_folders_manifest(trained):
     assert entry["cost"]["steps"] == STEPS * (len(betas) + len(results["collapse_runs"]))
     with pytest.raises(ValueError, match="is not a model"):
         ck.load_model("vae_latent_study", manifest_path=manifest)
+
+
+def test_the_vaegan_sweep_results_load_from_the_folders_manifest(trained):
+    out, _ = trained
+    manifest = out / "MANIFEST.json"
+    results = ck.load_shipped("vaegan_sweep", manifest_path=manifest)["results"]
+    weights = RECIPES["vaegan_sweep"]["adv_weights"]
+    assert results["adv_weights"].tolist() == pytest.approx(weights)
+    assert results["metrics"].shape == (len(results["metric_names"]), len(weights))
+    assert torch.isfinite(results["metrics"]).all()
+    assert results["samples"].shape == (len(weights), RECIPES["vaegan_sweep"]["num_shown"], 1, 28, 28)
+    assert sorted(results["histories"]) == sorted(f"{w:g}" for w in weights)
+    entry = ck.read_manifest(manifest)["vaegan_sweep"]
+    assert entry["family"] == "results" and entry["metrics"]["iwae_k"] == 2
+    assert entry["cost"]["steps"] == STEPS * len(weights)
 
 
 def test_the_recorded_command_makes_the_file_again_in_the_same_folder(trained):

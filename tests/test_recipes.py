@@ -9,12 +9,14 @@ import torch
 from genimg_lib import checkpoints as ck
 from genimg_lib import recipes
 from genimg_lib.models import DCGAN
+from genimg_lib.train import History
 
 
 def test_one_recipe_per_shipped_file():
     assert set(recipes.RECIPES) == set(ck.read_manifest())
     assert set(recipes.RECIPES) == {"vae_conv_z16", "vae_mlp_z2", "cvae_z8", "vae_latent_study",
-                                    "gan_dcgan", "gan_wgan_gp", "gan_cgan", "classifier", "gan_dcgan_encoder"}
+                                    "gan_dcgan", "gan_wgan_gp", "gan_cgan", "classifier", "gan_dcgan_encoder",
+                                    "vaegan_conv_z16", "vaegan_sweep"}
 
 
 @pytest.mark.parametrize("name", sorted(recipes.RECIPES))
@@ -45,12 +47,37 @@ def test_the_manifest_records_the_recipes_command_cost_and_config(name):
             f"python -m genimg_lib train {name} --ship")
         assert entry["cost"]["steps"] == recipe["train"]["num_steps"]
         assert entry["bytes"] < 1_000_000
+    elif kind == "vaegan":
+        assert entry["class"] == "VAEGAN" and entry["family"] == "hybrid"
+        assert entry["config"]["d_width"] == recipe["model"]["d_width"]
+        assert entry["cost"]["steps"] == recipe["train"]["num_steps"]
+        assert entry["metrics"]["iwae_k"] == recipe["iwae_k"]
+        assert entry["training"] == {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe["train"].items()},
+                                     "init": recipe["init"], "init_sha256": entry["training"]["init_sha256"]}
+    elif kind == "vaegan_sweep":
+        assert entry["family"] == "results" and "class" not in entry
+        assert entry["cost"]["steps"] == recipe["train"]["num_steps"] * len(recipe["adv_weights"])
+        assert entry["config"]["adv_weights"] == recipe["adv_weights"] and entry["metrics"]["iwae_k"] == recipe["iwae_k"]
     else:  # the latent study: results, not a model
         assert kind == "vae_study" and entry["family"] == "results" and "class" not in entry
         runs = len(recipe["sweep"]["betas"]) + len(recipe["collapse"]["runs"])
         assert entry["cost"]["steps"] == recipe["sweep"]["train"]["num_steps"] * runs
         assert {k: v for k, v in entry["config"].items() if k in ("sweep", "collapse", "iwae_k")} == \
             {k: v for k, v in recipe.items() if k in ("sweep", "collapse", "iwae_k")}
+
+
+def test_the_shipped_vaegan_was_fine_tuned_from_the_shipped_vae_and_holds_its_history():
+    state, recipe = ck.load_shipped("vaegan_conv_z16"), recipes.RECIPES["vaegan_conv_z16"]
+    entry = ck.read_manifest()["vaegan_conv_z16"]
+    steps = recipe["train"]["num_steps"]
+    # the VAE it started from is still the shipped one (else: train vaegan_conv_z16 --ship again)
+    assert entry["training"]["init_sha256"] == ck.read_manifest()[recipe["init"]]["sha256"]
+    assert state["snapshots"]["steps"].tolist() == [s for s in recipes.VAEGAN_SNAPSHOT_STEPS if s <= steps]
+    assert state["snapshots"]["images"].dtype == torch.uint8
+    assert History.from_state_dict(state["history"]).steps("loss")[-1] == steps
+    sweep = ck.load_shipped("vaegan_sweep")
+    assert sweep["config"]["init_sha256"] == entry["training"]["init_sha256"]
+    assert sweep["results"]["adv_weights"].tolist() == recipes.RECIPES["vaegan_sweep"]["adv_weights"]
 
 
 @pytest.mark.parametrize("name", ["gan_dcgan", "gan_wgan_gp", "gan_cgan"])
