@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genimg_lib.data import NUM_CLASSES, check_images
+from genimg_lib.data import NUM_CLASSES, check_images, check_int, check_number
 
 
 def _check_labels(y: Any, name: str = "y") -> torch.Tensor:
@@ -48,12 +48,6 @@ def _check_labels(y: Any, name: str = "y") -> torch.Tensor:
     return y.long()
 
 
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def choose_labelled(y: torch.Tensor, per_class: int = 10, seed: int = 0, num_classes: int = NUM_CLASSES) -> torch.Tensor:
     """Indices of ``per_class`` examples of each class, chosen at random with ``seed``: ``(per_class * num_classes,)``.
 
@@ -62,9 +56,9 @@ def choose_labelled(y: torch.Tensor, per_class: int = 10, seed: int = 0, num_cla
     to the last). So seed 0 always labels the same digits. Chapter: Generative models for classification.
     """
     y = _check_labels(y)
-    _check_positive_int(per_class, "per_class")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    per_class = check_int(per_class, "per_class", meaning="labelled examples per class")
+    seed = check_int(seed, "seed", minimum=0)
+    num_classes = check_int(num_classes, "num_classes")
     g = torch.Generator().manual_seed(seed)
     chosen = []
     for c in range(num_classes):
@@ -158,10 +152,12 @@ def fit_softmax_regression(
         raise ValueError(f"y: got {len(y)} labels for {len(features)} rows of features; give one label per row")
     if y.numel() == 0:
         raise ValueError("features: got no rows; fit needs at least one labelled example")
+    num_classes = check_int(num_classes, "num_classes")
     if y.max() >= num_classes:
         raise ValueError(f"y: labels must lie in 0..{num_classes - 1}, got {y.max().item()}")
-    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not math.isfinite(l2) or l2 <= 0:
-        raise ValueError(f"l2 must be a positive number (the penalty that makes the optimum unique), got {l2!r}")
+    l2 = check_number(l2, "l2", 0.0, strict=True, meaning="the penalty that makes the optimum unique")
+    tolerance = check_number(tolerance, "tolerance", 0.0, strict=True)
+    max_iterations = check_int(max_iterations, "max_iterations")
     W = torch.zeros(features.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([W, b], lr=1, max_iter=max_iterations, tolerance_grad=tolerance, tolerance_change=0.0,
@@ -213,7 +209,8 @@ def labelled_samples(
     generator, y)``: a `genimg_lib.models.CVAE` or a conditional `genimg_lib.models.DCGAN`),
     ``y`` the labels they were drawn with, class 0 first. Seeded by ``seed``.
     """
-    _check_positive_int(per_class, "per_class")
+    per_class = check_int(per_class, "per_class", meaning="samples per class")
+    seed = check_int(seed, "seed", minimum=0)
     if not getattr(model, "num_classes", 0):
         raise TypeError(f"labelled_samples: expected a conditional model (num_classes > 0), got {type(model).__name__}")
     model.eval()

@@ -36,16 +36,16 @@ Departures from Larsen et al. (2016), stated because they matter for what the ch
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from genimg_lib.data import check_images, dynamic_binarize, infinite_batches, load_mnist5k, make_loader
+from genimg_lib.data import check_images, check_int, check_number, dynamic_binarize, infinite_batches, load_mnist5k, \
+    make_loader
 from genimg_lib.losses import d_loss_minimax, g_loss_nonsaturating, vae_loss
 from genimg_lib.models import VAE, DCGANDiscriminator
-from genimg_lib.train import History, check_finite, progress
+from genimg_lib.train import ExplosionGuard, History, progress
 
 
 def grey_fraction(x: torch.Tensor, low: float = 0.1, high: float = 0.9) -> float:
@@ -65,13 +65,8 @@ def grey_fraction(x: torch.Tensor, low: float = 0.1, high: float = 0.9) -> float
 
 
 def _check_adv_weight(adv_weight: Any) -> float:
-    if isinstance(adv_weight, bool) or not isinstance(adv_weight, (int, float)) or not math.isfinite(adv_weight) \
-            or adv_weight < 0:
-        raise ValueError(
-            f"adv_weight is the weight lambda of the adversarial term and must be a finite number >= 0 "
-            f"(0: plain VAE training), got {adv_weight!r}"
-        )
-    return float(adv_weight)
+    return check_number(adv_weight, "adv_weight", 0.0,
+                        meaning="the weight lambda of the adversarial term; 0: plain VAE training")
 
 
 class VAEGAN(VAE):
@@ -89,8 +84,7 @@ class VAEGAN(VAE):
         self, z_dim: int = 16, arch: str = "conv", hidden_dims: tuple[int, ...] = (256,), channels: int = 32,
         d_width: int = 16,
     ) -> None:
-        if isinstance(d_width, bool) or not isinstance(d_width, int) or d_width < 1:
-            raise ValueError(f"d_width is the discriminator's width and must be a positive integer, got {d_width!r}")
+        d_width = check_int(d_width, "d_width", meaning="the discriminator's width")
         super().__init__(z_dim, arch, hidden_dims, channels)
         self.d_width = d_width
         self.D = DCGANDiscriminator(width=d_width)
@@ -131,6 +125,7 @@ def vaegan_step(
     adv_weight: float,
     generator: torch.Generator | None = None,
     step: int = 1,
+    guard: ExplosionGuard | None = None,
 ) -> dict[str, float]:
     r"""One training step of the VAE-GAN: (1) update ``D``, then (2) update the encoder and decoder.
 
@@ -143,12 +138,16 @@ def vaegan_step(
     Shapes: ``x_bin`` ``(N, 1, 28, 28)`` binary (the ELBO's data), ``x_real`` ``(N, 1, 28, 28)``
     in [0, 1] (``D``'s real images), ``z`` ``(M, z_dim)`` prior noise for the fakes.
     ``opt_vae`` must hold `VAEGAN.vae_parameters` and ``opt_D`` ``model.D``'s.
-    ``generator`` draws the reparameterization noise. Returns the step's numbers:
+    ``generator`` draws the reparameterization noise. ``guard`` (a
+    `genimg_lib.train.ExplosionGuard`; a fresh one if None) stops the step with
+    `genimg_lib.train.NonFiniteLossError` or `genimg_lib.train.ExplodingLossError` before an
+    update whose loss or gradient norm is NaN, infinite or has exploded, as the book's other
+    loops do; ``step`` is the step it reports. Returns the step's numbers:
     ``loss`` (the minimised (2)), ``recon``, ``kl``, ``elbo``, ``adv`` (the generator term before
     :math:`\lambda`), ``loss_D``, ``D_real`` and ``D_fake`` (mean probabilities in (1)).
-    Stops with `genimg_lib.train.NonFiniteLossError` before an update on a NaN or infinite loss.
     """
     adv_weight = _check_adv_weight(adv_weight)
+    guard = ExplosionGuard() if guard is None else guard
     if not isinstance(model, VAEGAN):
         raise TypeError(f"vaegan_step: expected a VAEGAN, got {type(model).__name__}; build one with VAEGAN.from_vae(vae)")
     check_images(x_bin, (0.0, 1.0), "vaegan_step(x_bin)", tolerance=0.0)
@@ -160,18 +159,20 @@ def vaegan_step(
         x_fake = torch.sigmoid(model.decode(z))  # (M, 1, 28, 28) in [0, 1]
     real_out, fake_out = model.critic(x_real), model.critic(x_fake)  # (N,), (M,) logits
     loss_D = d_loss_minimax(real_out, fake_out)
-    check_finite(step, loss_D=loss_D)
+    guard.check(step, loss_D=loss_D)
     opt_D.zero_grad(set_to_none=True)
     loss_D.backward()
+    guard.check_gradients(step, model.D.parameters(), "grad_norm_D")
     opt_D.step()
     # (2) update the encoder and decoder: the negative ELBO plus lambda times the generator's loss
     logits, mu, logvar = model(x_bin, generator=generator)  # encode, reparameterize, decode
     loss_vae, recon, kl = vae_loss(x_bin, logits, mu, logvar)
     adv = g_loss_nonsaturating(model.critic(torch.sigmoid(model.decode(z))))  # -log D(x~), gradients into the decoder
     loss = loss_vae + adv_weight * adv
-    check_finite(step, loss=loss)
+    guard.check(step, loss=loss)
     opt_vae.zero_grad(set_to_none=True)
     loss.backward()
+    guard.check_gradients(step, model.vae_parameters(), "grad_norm")
     opt_vae.step()
     opt_D.zero_grad(set_to_none=True)  # D's gradients from (2) are not used
     with torch.no_grad():
@@ -194,6 +195,7 @@ def train_vaegan(
     callback_every: int = 100,
     log_every: int = 10,
     show_progress: bool = True,
+    explode_factor: float | None = 1e4,
 ) -> History:
     r"""Train a `VAEGAN` for ``num_steps`` steps of `vaegan_step`; returns the `genimg_lib.train.History`.
 
@@ -205,11 +207,19 @@ def train_vaegan(
     prior codes and the reparameterization noise come from generators seeded by ``seed``.
     The history holds the numbers `vaegan_step` returns at step 1 and every ``log_every``
     steps; ``callback(step, history)`` runs every ``callback_every`` steps and after the
-    last. ``adv_weight=0`` trains the VAE alone (the control). Chapter: VAE against GAN, and hybrids.
+    last. ``adv_weight=0`` trains the VAE alone (the control). One `genimg_lib.train.ExplosionGuard`
+    with ``explode_factor`` watches every step (see `vaegan_step`); unlike `genimg_lib.train.train_vae`
+    this loop has no checkpoints to resume from (a recipe's run takes minutes).
+    Chapter: VAE against GAN, and hybrids.
     """
     adv_weight = _check_adv_weight(adv_weight)
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
-        raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
+    num_steps = check_int(num_steps, "num_steps", minimum=0)
+    batch_size = check_int(batch_size, "batch_size")
+    lr = check_number(lr, "lr", 0.0, strict=True, meaning="the encoder's and decoder's learning rate")
+    lr_D = check_number(lr_D, "lr_D", 0.0, strict=True, meaning="the discriminator's learning rate")
+    seed = check_int(seed, "seed", minimum=0)
+    callback_every, log_every = check_int(callback_every, "callback_every"), check_int(log_every, "log_every")
+    guard = ExplosionGuard(explode_factor)
     if not isinstance(model, VAEGAN):
         raise TypeError(f"train_vaegan: expected a VAEGAN, got {type(model).__name__}; build one with VAEGAN.from_vae(vae)")
     if x_train is None:
@@ -229,7 +239,8 @@ def train_vaegan(
         x = next(batches)[0]
         x_bin = dynamic_binarize(x, generator=g_bin).to(device)
         z = torch.randn(len(x), model.z_dim, generator=g_prior).to(device)
-        row = vaegan_step(model, x_bin, x.to(device), z, opt_vae, opt_D, adv_weight, generator=g_rep, step=step)
+        row = vaegan_step(model, x_bin, x.to(device), z, opt_vae, opt_D, adv_weight, generator=g_rep, step=step,
+                          guard=guard)
         if step == 1 or step % log_every == 0 or step == num_steps:
             history.log(step, **row)
         bar.update()

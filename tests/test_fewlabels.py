@@ -39,7 +39,7 @@ def test_choose_labelled_refuses_bad_input():
         fl.choose_labelled(y, per_class=3)
     with pytest.raises(ValueError, match="y: expected integer class labels.*y.long()"):
         fl.choose_labelled(y.float())
-    with pytest.raises(ValueError, match="per_class must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"per_class must be a positive integer \(labelled examples per class\), got 0"):
         fl.choose_labelled(y, per_class=0)
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         fl.choose_labelled(y, 1, seed=-1)
@@ -85,7 +85,7 @@ def test_the_answer_does_not_depend_on_the_row_order():
 
 def test_fit_refuses_bad_input():
     x, y = _blobs()
-    with pytest.raises(ValueError, match="l2 must be a positive number"):
+    with pytest.raises(ValueError, match=r"l2 must be > 0 \(the penalty that makes the optimum unique\), got 0"):
         fl.fit_softmax_regression(x, y, l2=0.0)
     with pytest.raises(ValueError, match="y: got 89 labels for 90 rows"):
         fl.fit_softmax_regression(x, y[:-1])

@@ -164,7 +164,7 @@ def test_grey_fraction_by_hand():
 def test_bad_adv_weight_is_refused(bad):
     model = _tiny()
     x_bin, x_real, z = _batch()
-    with pytest.raises(ValueError, match="adv_weight .* finite number >= 0"):
+    with pytest.raises(ValueError, match=r"adv_weight must be .*\(the weight lambda of the adversarial term"):
         vaegan_step(model, x_bin, x_real, z, *_sgd(model), adv_weight=bad)
     with pytest.raises(ValueError, match="adv_weight"):
         train_vaegan(model, 1, adv_weight=bad, x_train=x_real, batch_size=2, show_progress=False)
@@ -183,7 +183,7 @@ def test_bad_inputs_have_clear_errors():
         train_vaegan(VAE(2, "mlp"), 1, 1.0, show_progress=False)
     with pytest.raises(ValueError, match="num_steps must be a non-negative integer, got -1"):
         train_vaegan(model, -1, 1.0, show_progress=False)
-    with pytest.raises(ValueError, match="d_width .* positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"d_width must be a positive integer \(the discriminator's width\), got 0"):
         VAEGAN(d_width=0)
     with pytest.raises(TypeError, match="unconditional .*VAE, got CVAE"):
         VAEGAN.from_vae(CVAE(z_dim=2, arch="mlp"))
@@ -193,6 +193,15 @@ def test_bad_inputs_have_clear_errors():
         grey_fraction(x_real, low=0.9, high=0.1)
     with pytest.raises(ValueError, match=r"grey_fraction\(x\): expected pixels in \[0, 1\]"):
         grey_fraction(x_real * 255)
+
+
+def test_an_exploding_loss_stops_the_loop_before_the_update():
+    model = _tiny()
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    from genimg_lib.train import DivergenceError
+
+    with pytest.raises(DivergenceError, match="at step [2-9]"):  # a learning rate that diverges at once
+        train_vaegan(model, 8, adv_weight=1.0, lr=1e4, batch_size=4, x_train=x, show_progress=False)
 
 
 def test_non_finite_loss_stops_before_the_update():
