@@ -176,7 +176,8 @@ def score_command(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     rows = scoreboard(args.num_samples, args.names, args.seed, args.manifest, baselines=False)
     if not rows:
-        print(f"no generative models (family {' or '.join(GENERATIVE_FAMILIES)}) in {args.manifest}; nothing to score")
+        families = f"{', '.join(GENERATIVE_FAMILIES[:-1])} or {GENERATIVE_FAMILIES[-1]}"
+        print(f"no generative models (family {families}) in {args.manifest}; nothing to score")
         return 0
     for r in rows:
         print(f"{r['name']}: FID {r['fid']:.2f}, KID {r['kid']:.4f}, precision {r['precision']:.3f}, "

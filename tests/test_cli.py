@@ -254,7 +254,7 @@ def test_score_writes_metrics_into_a_temporary_manifest_only_with_write(trained,
     manifest = copy / "MANIFEST.json"
     before_bytes, before = manifest.read_bytes(), ck.read_manifest(manifest)
     generative = sorted(ck.shipped_entries(ck.GENERATIVE_FAMILIES, manifest))
-    assert len(generative) == 6
+    assert len(generative) == 7  # 3 VAEs, 3 GANs, the VAE-GAN
 
     code, stdout, _ = _main(["score", "--num-samples", "200", "--manifest", manifest])
     assert code == 0 and [line.split(":")[0] for line in stdout.splitlines()] == generative
@@ -298,7 +298,7 @@ def test_score_with_no_generative_model(trained, tmp_path):
     manifest.write_text(json.dumps({"classifier": ck.read_manifest(out / "MANIFEST.json")["classifier"]}))
     before = manifest.read_bytes()
     code, stdout, _ = _main(["score", "--num-samples", "200", "--manifest", manifest, "--write"])
-    assert code == 0 and "no generative models (family vae or gan)" in stdout and "nothing to score" in stdout
+    assert code == 0 and "no generative models (family vae, gan or hybrid)" in stdout and "nothing to score" in stdout
     assert manifest.read_bytes() == before
 
 
