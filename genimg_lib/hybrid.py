@@ -45,7 +45,7 @@ from genimg_lib.data import check_images, check_int, check_number, dynamic_binar
     make_loader
 from genimg_lib.losses import d_loss_minimax, g_loss_nonsaturating, vae_loss
 from genimg_lib.models import VAE, DCGANDiscriminator
-from genimg_lib.train import ExplosionGuard, History, progress
+from genimg_lib.monitor import ExplosionGuard, History, progress
 
 
 def grey_fraction(x: torch.Tensor, low: float = 0.1, high: float = 0.9) -> float:
@@ -139,8 +139,8 @@ def vaegan_step(
     in [0, 1] (``D``'s real images), ``z`` ``(M, z_dim)`` prior noise for the fakes.
     ``opt_vae`` must hold `VAEGAN.vae_parameters` and ``opt_D`` ``model.D``'s.
     ``generator`` draws the reparameterization noise. ``guard`` (a
-    `genimg_lib.train.ExplosionGuard`; a fresh one if None) stops the step with
-    `genimg_lib.train.NonFiniteLossError` or `genimg_lib.train.ExplodingLossError` before an
+    `genimg_lib.monitor.ExplosionGuard`; a fresh one if None) stops the step with
+    `genimg_lib.monitor.NonFiniteLossError` or `genimg_lib.monitor.ExplodingLossError` before an
     update whose loss or gradient norm is NaN, infinite or has exploded, as the book's other
     loops do; ``step`` is the step it reports. Returns the step's numbers:
     ``loss`` (the minimised (2)), ``recon``, ``kl``, ``elbo``, ``adv`` (the generator term before
@@ -197,7 +197,7 @@ def train_vaegan(
     show_progress: bool = True,
     explode_factor: float | None = 1e4,
 ) -> History:
-    r"""Train a `VAEGAN` for ``num_steps`` steps of `vaegan_step`; returns the `genimg_lib.train.History`.
+    r"""Train a `VAEGAN` for ``num_steps`` steps of `vaegan_step`; returns the `genimg_lib.monitor.History`.
 
     Each step takes a batch of grey training images ``x`` (``x_train``, default the
     4,000 MNIST-5k training images in [0, 1]), binarizes it afresh for the ELBO
@@ -207,7 +207,7 @@ def train_vaegan(
     prior codes and the reparameterization noise come from generators seeded by ``seed``.
     The history holds the numbers `vaegan_step` returns at step 1 and every ``log_every``
     steps; ``callback(step, history)`` runs every ``callback_every`` steps and after the
-    last. ``adv_weight=0`` trains the VAE alone (the control). One `genimg_lib.train.ExplosionGuard`
+    last. ``adv_weight=0`` trains the VAE alone (the control). One `genimg_lib.monitor.ExplosionGuard`
     with ``explode_factor`` watches every step (see `vaegan_step`); unlike `genimg_lib.train.train_vae`
     this loop has no checkpoints to resume from (a recipe's run takes minutes).
     Chapter: VAE against GAN, and hybrids.

@@ -198,7 +198,7 @@ def test_bad_inputs_have_clear_errors():
 def test_an_exploding_loss_stops_the_loop_before_the_update():
     model = _tiny()
     x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    from genimg_lib.train import DivergenceError
+    from genimg_lib.monitor import DivergenceError
 
     with pytest.raises(DivergenceError, match="at step [2-9]"):  # a learning rate that diverges at once
         train_vaegan(model, 8, adv_weight=1.0, lr=1e4, batch_size=4, x_train=x, show_progress=False)
@@ -210,7 +210,7 @@ def test_non_finite_loss_stops_before_the_update():
     with torch.no_grad():
         model.D.head.bias.fill_(math.inf)
     before = copy.deepcopy(model.state_dict())
-    from genimg_lib.train import NonFiniteLossError
+    from genimg_lib.monitor import NonFiniteLossError
 
     with pytest.raises(NonFiniteLossError, match="loss_D"):
         vaegan_step(model, x_bin, x_real, z, *_sgd(model), adv_weight=1.0)
