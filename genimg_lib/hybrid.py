@@ -197,39 +197,48 @@ def train_vaegan(
     show_progress: bool = True,
     explode_factor: float | None = 1e4,
 ) -> History:
-    r"""Train a `VAEGAN` for ``num_steps`` steps of `vaegan_step`; returns the `genimg_lib.monitor.History`.
+    r"""Train a `VAEGAN` for ``num_steps`` steps of `vaegan_step`.
 
-    Each step takes a batch of grey training images ``x`` (``x_train``, default the
-    4,000 MNIST-5k training images in [0, 1]), binarizes it afresh for the ELBO
-    (`genimg_lib.data.dynamic_binarize`), shows the grey batch to ``D`` as real, and
-    draws as many prior codes for the fakes. Two Adam optimizers with ``betas``: ``lr``
-    for the encoder and decoder, ``lr_D`` for ``D``. The batches, the binarization, the
-    prior codes and the reparameterization noise come from generators seeded by ``seed``.
-    The history holds the numbers `vaegan_step` returns at step 1 and every ``log_every``
-    steps; ``callback(step, history)`` runs every ``callback_every`` steps and after the
-    last. ``adv_weight=0`` trains the VAE alone (the control). One `genimg_lib.monitor.ExplosionGuard`
-    with ``explode_factor`` watches every step (see `vaegan_step`); unlike `genimg_lib.train.train_vae`
-    this loop has no checkpoints to resume from (a recipe's run takes minutes).
+    Returns the `genimg_lib.monitor.History`. Each step takes a batch of grey
+    training images ``x`` (``x_train``, default the 4,000 MNIST-5k training
+    images in [0, 1]), binarizes it afresh for the ELBO
+    (`genimg_lib.data.dynamic_binarize`), shows the grey batch to ``D`` as
+    real, and draws as many prior codes for the fakes. Two Adam optimizers
+    with ``betas``: ``lr`` for the encoder and decoder, ``lr_D`` for ``D``.
+    The batches, the binarization, the prior codes and the reparameterization
+    noise come from generators seeded by ``seed``. The history holds the
+    numbers `vaegan_step` returns at step 1 and every ``log_every`` steps;
+    ``callback(step, history)`` runs every ``callback_every`` steps and after
+    the last. ``adv_weight=0`` trains the VAE alone (the control). One
+    `genimg_lib.monitor.ExplosionGuard` with ``explode_factor`` watches every
+    step (see `vaegan_step`); unlike `genimg_lib.train.train_vae` this loop
+    has no checkpoints to resume from (a recipe's run takes minutes).
     Chapter: VAE against GAN, and hybrids.
     """
     adv_weight = _check_adv_weight(adv_weight)
     num_steps = check_int(num_steps, "num_steps", minimum=0)
     batch_size = check_int(batch_size, "batch_size")
-    lr = check_number(lr, "lr", 0.0, strict=True, meaning="the encoder's and decoder's learning rate")
-    lr_D = check_number(lr_D, "lr_D", 0.0, strict=True, meaning="the discriminator's learning rate")
+    lr = check_number(lr, "lr", 0.0, strict=True,
+                      meaning="the encoder's and decoder's learning rate")
+    lr_D = check_number(lr_D, "lr_D", 0.0, strict=True,
+                        meaning="the discriminator's learning rate")
     seed = check_int(seed, "seed", minimum=0)
-    callback_every, log_every = check_int(callback_every, "callback_every"), check_int(log_every, "log_every")
+    callback_every = check_int(callback_every, "callback_every")
+    log_every = check_int(log_every, "log_every")
     guard = ExplosionGuard(explode_factor)
     if not isinstance(model, VAEGAN):
-        raise TypeError(f"train_vaegan: expected a VAEGAN, got {type(model).__name__}; build one with VAEGAN.from_vae(vae)")
+        raise TypeError(f"train_vaegan: expected a VAEGAN, got "
+                        f"{type(model).__name__}; build one with "
+                        f"VAEGAN.from_vae(vae)")
     if x_train is None:
         x_train, _ = load_mnist5k("train")
     check_images(x_train, (0.0, 1.0), "x_train", tolerance=0.0)
     device = next(model.parameters()).device
-    batches = infinite_batches(make_loader(x_train, batch_size=batch_size, seed=seed))
+    loader = make_loader(x_train, batch_size=batch_size, seed=seed)
+    batches = infinite_batches(loader)
     g_bin = torch.Generator().manual_seed(seed + 1)  # binarization noise
-    g_rep = torch.Generator().manual_seed(seed + 2)  # reparameterization noise
-    g_prior = torch.Generator().manual_seed(seed + 3)  # the fakes' prior codes
+    g_rep = torch.Generator().manual_seed(seed + 2)  # reparameterization
+    g_prior = torch.Generator().manual_seed(seed + 3)  # the fakes' codes
     opt_vae = torch.optim.Adam(model.vae_parameters(), lr=lr, betas=betas)
     opt_D = torch.optim.Adam(model.D.parameters(), lr=lr_D, betas=betas)
     history = History()
@@ -239,12 +248,13 @@ def train_vaegan(
         x = next(batches)[0]
         x_bin = dynamic_binarize(x, generator=g_bin).to(device)
         z = torch.randn(len(x), model.z_dim, generator=g_prior).to(device)
-        row = vaegan_step(model, x_bin, x.to(device), z, opt_vae, opt_D, adv_weight, generator=g_rep, step=step,
-                          guard=guard)
+        row = vaegan_step(model, x_bin, x.to(device), z, opt_vae, opt_D,
+                          adv_weight, generator=g_rep, step=step, guard=guard)
         if step == 1 or step % log_every == 0 or step == num_steps:
             history.log(step, **row)
         bar.update()
-        if callback is not None and (step % callback_every == 0 or step == num_steps):
+        if callback is not None and (step % callback_every == 0
+                                     or step == num_steps):
             model.eval()
             callback(step, history)
             model.train()
