@@ -149,7 +149,7 @@ def train_command(args: argparse.Namespace) -> int:
         return _error(f"train: --out {out_dir} is the package's weights folder; use --ship to replace a shipped model")
     if out_dir.exists() and not out_dir.is_dir():
         return _error(f"train: --out {out_dir} is a file, not a folder; name a folder (it is created if missing)")
-    if args.iwae_k is not None and RECIPES[args.name]["kind"] not in ("vae", "vae_study"):
+    if args.iwae_k is not None and RECIPES[args.name]["kind"] not in ("vae", "vae_study", "faq_study"):
         return _error(f"train: --iwae-k applies to VAE recipes only, not to {args.name!r}")
     existing = next(p for p in [out_dir.absolute(), *out_dir.absolute().parents] if p.exists())
     try:  # can the folder be made and written? Checked before hours of training, and leaving no trace
