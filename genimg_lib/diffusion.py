@@ -144,7 +144,7 @@ def _check_t(t, n: int, schedule: Schedule) -> torch.Tensor:
         t = torch.full((n,), int(t), dtype=torch.long)
     if not isinstance(t, torch.Tensor) or t.is_floating_point() or t.dtype == torch.bool:
         raise TypeError(f"t must be an integer step or an integer tensor (N,) of steps in 1..T, got {t!r}")
-    t = t.long().flatten()
+    t = t.long().flatten().cpu()  # the schedule lives on the CPU; results move to the data's device
     if t.numel() == 1 and n > 1:
         t = t.repeat(n)
     if t.numel() != n:
@@ -156,8 +156,8 @@ def _check_t(t, n: int, schedule: Schedule) -> torch.Tensor:
 
 
 def _at(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``values[t - 1]`` as a column ``(N, 1)`` of ``like``'s dtype, to broadcast over the coordinates."""
-    return values[t - 1].to(like.dtype)[:, None]
+    """``values[t - 1]`` as a column ``(N, 1)`` of ``like``'s dtype and device, to broadcast over the coordinates."""
+    return values[t.cpu() - 1].to(like.dtype).to(like.device)[:, None]
 
 
 # ---------------------------------------------------------------------------
@@ -275,10 +275,10 @@ def timestep_embedding(t: torch.Tensor, num_steps: int, dim: int = 32) -> torch.
     dim = check_int(dim, "dim")
     if dim % 2:
         raise ValueError(f"dim must be even (sine and cosine pairs), got {dim}")
-    s = t.double()[:, None] / num_steps  # (N, 1) in (0, 1]
-    freqs = math.pi * 2.0 ** torch.arange(dim // 2, dtype=torch.float64).clamp(max=10)  # (dim/2,)
-    angles = s * freqs
-    return torch.cat([angles.sin(), angles.cos()], dim=1).float()
+    s = t.float()[:, None] / num_steps  # (N, 1) in (0, 1]; float32 works on every device
+    k = torch.arange(dim // 2, dtype=torch.float32, device=t.device).clamp(max=10)
+    angles = s * (math.pi * 2.0**k)  # (N, dim/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
 class NoisePredictor(nn.Module):
@@ -351,7 +351,8 @@ def diffusion_loss(
     eps_pred = model(q_sample(x0, t, schedule, noise), t)
     err = (noise - eps_pred).pow(2).sum(1)  # (N,) squared errors
     if weighting == "elbo":
-        err = err * (T * elbo_weight(t, schedule)).to(err.dtype)
+        weight = T * elbo_weight(t, schedule)  # (N,), on the CPU
+        err = err * weight.to(err.dtype).to(err.device)
     return err.mean()
 
 
@@ -390,7 +391,7 @@ def negative_elbo(
         term = elbo_weight(step, schedule).item() * err / num_noise
         diffusion += term
         per_step[step - 1] = term.mean()
-    prior = prior_kl(x0.double(), schedule).cpu()  # L_T
+    prior = prior_kl(x0.cpu().double(), schedule)  # L_T
     constant = 0.5 * d * math.log(2 * math.pi * schedule.betas[0].item())
     return {"nelbo": prior + diffusion + constant, "prior": prior,
             "diffusion": diffusion,
@@ -427,7 +428,8 @@ def sample(
         mean = p_mean(model(x, t), x, t, schedule)
         if step > 1:
             noise = torch.randn(num_samples, d, generator=generator).to(device)
-            x = mean + p_variance(step, schedule).sqrt().to(mean.dtype) * noise
+            sigma = p_variance(step, schedule).sqrt().item()
+            x = mean + sigma * noise
         else:
             x = mean
         if step - 1 in record_steps:
