@@ -20,6 +20,8 @@ One module per idea, each readable in one sitting, listed in the order the book 
 - `invert`: inversion (optimization, encoder, hybrid), inpainting and denoising with a generative prior, PSNR, the typical set;
 - `hybrid`: the VAE-GAN, a VAE whose decoder is also a GAN generator (an adversarial fine-tune, its likelihood kept);
 - `fewlabels`: classification with 100 labels, helped by a VAE's codes or a conditional generator's samples;
+- `troubleshoot`: diagnostics for training that goes wrong (guarded runs, grey share, the aggregate posterior, compute);
+- `diffusion`: a denoising diffusion model on the 2-D toys, and its loss as a weighted ELBO;
 - `recipes`: how each shipped checkpoint was trained, and shipping a new one safely;
 - `cli`: the command line, ``python -m genimg_lib`` (``genimg``);
 - `explorer`: a decoder's forward pass exported to JavaScript, for latent sliders that run in the browser;

@@ -781,8 +781,110 @@ def _nearest_neighbour_on_codes(answer: Any) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------
 # Part VI: Troubleshooting and FAQ (practice_03_troubleshooting)
 # ---------------------------------------------------------------------------
+@exercise("practice_03_troubleshooting.1")
+def _guard_threshold(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.train import ExplosionGuard
+
+    guard = ExplosionGuard()  # the default explode_factor, 1e4
+    guard.check(1, loss_D=0.4)  # the reference is set at step 1: max(1, |0.4|)
+    expected = guard.explode_factor * guard.reference["loss_D"]
+    guard.check(2, loss_D=expected)  # the value itself passes (the rule is "more than")
+    ok = abs(float(answer) - expected) <= 1e-6 * expected
+    return ok, "" if ok else (
+        "The reference is |loss_D| at step 1, but never less than 1 (read ExplosionGuard's rule); the guard "
+        "stops a later step only when |loss_D| is more than explode_factor times the reference."
+    )
+
+
+@exercise("practice_03_troubleshooting.2")
+def _mean_mse_is_a_huge_sigma(answer: Any) -> tuple[bool, str]:
+    # mean over D = 784 pixels: SSE / D + KL = (SSE + D KL) / D, i.e. beta = D = 2 sigma^2
+    D = 784
+    expected = math.sqrt(D / 2)
+    ok = abs(float(answer) - expected) < 1e-3 * expected
+    return ok, "" if ok else (
+        "A Gaussian decoder of fixed sigma gives SSE / (2 sigma^2) + KL + const, i.e. SSE + 2 sigma^2 KL up "
+        "to a factor. Write the mean squared error over 784 pixels plus the KL the same way and solve "
+        "2 sigma^2 = (the factor in front of the KL)."
+    )
+
+
+@exercise("practice_03_troubleshooting.3")
+def _adam_first_step(answer: Any) -> tuple[bool, str]:
+    w = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = torch.optim.Adam([w], lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
+    w.grad = torch.full((1,), 1e-7, dtype=torch.float64)
+    opt.step()  # bias-corrected: m = g, v = g^2, step = lr g / (|g| + eps)
+    expected = abs(w.item())
+    assert abs(expected - 2e-4 * 1e-7 / (1e-7 + 1e-8)) < 1e-12
+    ok = abs(float(answer) - expected) < 0.01 * expected
+    return ok, "" if ok else (
+        "Adam divides the (bias-corrected) first moment by the square root of the second plus eps: after one "
+        "step m = g and sqrt(v) = |g|, so the weight moves by lr |g| / (|g| + eps), nearly lr whatever the "
+        "gradient's scale (not lr times g, as plain SGD would)."
+    )
+
+
+@exercise("practice_03_troubleshooting.4")
+def _deeper_at_equal_compute(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.models import VAE
+    from genimg_lib.troubleshoot import linear_macs, steps_at_equal_compute
+
+    shallow = linear_macs(VAE(z_dim=16, arch="mlp", hidden_dims=[256]))
+    deep = linear_macs(VAE(z_dim=16, arch="mlp", hidden_dims=[256] * 8))
+    expected = steps_at_equal_compute(500, shallow, deep)
+    ok = abs(float(answer) - expected) <= 1
+    return ok, "" if ok else (
+        "Count the multiply-accumulates of the Linear layers of both VAEs (troubleshoot.linear_macs: encoder "
+        "and decoder), then scale 500 steps by their ratio. The extra layers are 256 x 256, far cheaper than "
+        "the 784-wide ones: not 8 times the compute."
+    )
 
 
 # ---------------------------------------------------------------------------
 # Part VI: Tools and where the field went (practice_04_outlook)
 # ---------------------------------------------------------------------------
+@exercise("practice_04_outlook.1")
+def _diffusion_weight(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.diffusion import elbo_weight, log_snr_schedule
+
+    schedule = log_snr_schedule(100)
+    expected = elbo_weight(50, schedule).item()
+    snr = schedule.alpha_bars / (1 - schedule.alpha_bars)
+    assert abs(expected - 0.5 * (snr[48] / snr[49] - 1).item()) < 1e-9  # lambda_t = (SNR_{t-1} / SNR_t - 1) / 2
+    ok = abs(float(answer) - expected) < 1e-3 * expected
+    return ok, "" if ok else (
+        "Write lambda_t with SNR_t = abar_t / (1 - abar_t): it is (SNR_{t-1} / SNR_t - 1) / 2. The schedule "
+        "lowers log SNR by 20 / 100 per step, so the ratio is exp(0.2) (not 1 + 0.2)."
+    )
+
+
+@exercise("practice_04_outlook.2")
+def _short_chain_prior_term(answer: Any) -> tuple[bool, str]:
+    from genimg_lib.diffusion import linear_schedule, prior_kl, q_mean_var
+
+    schedule = linear_schedule(10, 1e-4, 0.2)
+    x0 = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
+    expected = prior_kl(x0, schedule).item()
+    mean, var = q_mean_var(x0, 10, schedule)  # the same KL from torch.distributions
+    check = kl_divergence(Normal(mean, var.sqrt().expand_as(mean)), Normal(0.0, 1.0)).sum().item()
+    assert abs(expected - check) < 1e-9
+    ok = abs(float(answer) - expected) < 1e-3
+    return ok, "" if ok else (
+        "q(x_T | x_0) = N(sqrt(abar_T) x_0, (1 - abar_T) I) with abar_T the product of (1 - beta_t) over the "
+        "10 steps; the KL to N(0, I) has a mean part and a variance part (both coordinates)."
+    )
+
+
+@exercise("practice_04_outlook.3")
+def _truncation_kl(answer: Any) -> tuple[bool, str]:
+    d, psi = 64, 0.7
+    one = torch.ones((), dtype=torch.float64)
+    truncated, prior = Normal(0 * one, psi * one), Normal(0 * one, one)
+    expected = d * kl_divergence(truncated, prior).item()  # KL(N(0, psi^2 I) || N(0, I)), summed over d
+    assert abs(expected - d / 2 * (psi**2 - 1 - math.log(psi**2))) < 1e-9
+    ok = abs(float(answer) - expected) < 1e-3 * expected
+    return ok, "" if ok else (
+        "The truncated codes psi z are N(0, psi^2 I): KL(N(0, psi^2 I) || N(0, I)) = d/2 (psi^2 - 1 - ln psi^2). "
+        "Mind the direction: from the distribution the samples come from, to the prior."
+    )

@@ -113,11 +113,40 @@ RECIPES: dict[str, dict[str, Any]] = {
         train=dict(num_steps=1000, batch_size=64, lr=1e-4, lr_D=2e-4, betas=(0.5, 0.999)),
         adv_weights=[0.0, 1.0, 3.0, 10.0, 30.0, 100.0], iwae_k=100, num_samples=1000, num_shown=32,
     ),
+    # --- Part VI: Troubleshooting and FAQ (practice_03_troubleshooting) ----------------------
+    # Not a model: the short sweeps behind the chapter's answers, in one small results file.
+    # Budgeted for a contended 2-core machine (1 thread, load 7-8 when it ran): a few hundred
+    # steps per run. Shrunk to fit that budget: 8 learning rates of 200 DCGAN steps (was 10 of
+    # 300), and the two longer DCGAN runs at 600 steps, not the recipe's own 1,500.
+    "faq_study": dict(
+        kind="faq_study",
+        # the DCGAN of the recipe "gan_dcgan" as it is when the study runs (recorded in the file),
+        # with lr_G = lr_D = lr; FID, precision and recall at n = 500 against the test split
+        # (and, for long_steps, the recipe's lr against the best lr of the short runs)
+        gan=dict(recipe="gan_dcgan", lrs=[1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 2e-2, 1e-1],
+                 num_steps=200, eval_steps=[100, 200], num_samples=500, batch_sizes=[32, 128, 512],
+                 long_steps=600, long_eval_steps=[200, 400, 600]),
+        # the small MLP VAE of "vae_latent_study"'s sweep; test ELBO and IWAE NLL (K = iwae_k)
+        vae=dict(model=dict(z_dim=16, arch="mlp", hidden_dims=[256]), batch_size=128, lr=1e-3, num_steps=500,
+                 lrs=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1], long_steps=2000,
+                 long_lrs=[3e-4, 1e-3, 3e-3, 1e-2], batch_sizes=[32, 128, 512], depths=[1, 2, 4, 8]),
+        # the toy GAN of "A GAN you can watch" on the ring, deeper and deeper, three seeds
+        toy_gan=dict(toy="ring", depths=[2, 3, 4, 6], hidden_dim=128, z_dim=2, num_steps=1000, batch_size=256,
+                     lr=1e-3, seeds=[0, 1, 2], num_samples=2000),
+        # a Gaussian decoder of fixed sigma on grey digits
+        # (sigma = 0.71 = 1/sqrt(2): what "squared error summed over pixels + KL" trains)
+        gaussian=dict(sigmas=[0.05, 0.1, 0.2, 0.4, 0.71], model=dict(z_dim=16, arch="mlp", hidden_dims=[256]),
+                      num_steps=1000, batch_size=128, lr=1e-3),
+        # discriminator domination, as in "Making GANs train": a tiny DCGAN, D 5x faster and 5 steps per G step
+        domination=dict(model=dict(z_dim=16, width=8), losses=["minimax", "non_saturating"], num_steps=40,
+                        batch_size=32, n_critic=5, lr_D=1e-3, lr_G=2e-4),
+        iwae_k=100,
+    ),
 }
 
 VAE_CLASSES: dict[str, type[nn.Module]] = {"VAE": VAE, "CVAE": CVAE}
 #: The recipe kinds whose evaluation estimates a test NLL with ``iwae_k`` importance samples.
-LIKELIHOOD_KINDS = ("vae", "vae_study", "vaegan", "vaegan_sweep")
+LIKELIHOOD_KINDS = ("vae", "vae_study", "vaegan", "vaegan_sweep", "faq_study")
 #: The steps at which a GAN recipe stores the samples of its fixed noise (plus the last step).
 GAN_SNAPSHOT_STEPS = (0, 100, 250, 500, 1000)
 
@@ -178,7 +207,7 @@ def run_recipe(
             "load_average_at_start": round(os.getloadavg()[0], 1)}  # how busy the machine was: costs are wall time
     run_one = {"vae": _run_vae, "vae_study": _run_latent_study, "gan": _run_gan, "classifier": _run_classifier,
                "gan_encoder": _run_gan_encoder,
-               "vaegan": _run_vaegan, "vaegan_sweep": _run_vaegan_sweep}
+               "vaegan": _run_vaegan, "vaegan_sweep": _run_vaegan_sweep, "faq_study": _run_faq_study}
     return run_one[recipe["kind"]](name, recipe, num_steps, seed, device, iwae_k, cost, log, callback)
 
 
@@ -549,5 +578,311 @@ def _run_vaegan_sweep(name, recipe, num_steps, seed, device, iwae_k, cost, log, 
     metrics = {f"adv_{w:g}_{k}": round(table[k][i], 4) for i, w in enumerate(recipe["adv_weights"])
                for k in ("nll_nats", "fid", "precision", "recall")}
     metrics["iwae_k"] = recipe["iwae_k"]
+# Part VI: the sweeps of "Troubleshooting and FAQ" (recipe "faq_study")
+# ---------------------------------------------------------------------------
+def _uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] as uint8 (what a results file stores to show them)."""
+    return (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """``(fn(), wall seconds, CPU seconds of this process)``: on a shared machine the CPU time is the fair cost."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _run_faq_study(name, recipe, num_steps, seed, device, iwae_k, cost, log, callback) -> Run:
+    """The sweeps of "Troubleshooting and FAQ": learning rate, batch size and depth at equal compute, the
+    Gaussian decoder's variance, and discriminator domination; tensors to save, headline metrics.
+
+    ``num_steps`` (a quick check) rescales every run's length by ``num_steps`` over its section's
+    ``num_steps``. Costs are recorded per run as wall and CPU seconds (1 thread): on a shared machine
+    the CPU seconds of the process are the fair measure of a run's cost.
+    """
+    from genimg_lib.data import make_toy
+    from genimg_lib.gan_lab import ring_mode_coverage, toy_batches
+    from genimg_lib.losses import gaussian_kl
+    from genimg_lib.models import MLPDiscriminator, MLPGenerator
+    from genimg_lib.scoreboard import Scorer
+    from genimg_lib.troubleshoot import grey_fraction, linear_macs, run_guarded, steps_at_equal_compute, train_gaussian_vae
+
+    if iwae_k is not None:
+        recipe["iwae_k"] = iwae_k
+    total_steps = 0
+
+    def scaled(base: int, section_steps: int) -> int:
+        return base if num_steps is None else max(1, round(base * num_steps / section_steps))
+
+    start = time.perf_counter()
+    out: dict[str, Any] = {}
+
+    # --- 1. the DCGAN: learning rates, then batch sizes at equal samples seen ----------------------
+    gan = recipe["gan"]
+    dcgan = copy.deepcopy(RECIPES[gan["recipe"]])
+    gan_steps = scaled(gan["num_steps"], gan["num_steps"])
+    scorer = Scorer(num_samples=gan["num_samples"], seed=seed)
+    x_gan, y_gan = load_mnist5k("train", value_range=(-1, 1))
+    z_show = torch.randn(16, dcgan["model"]["z_dim"], generator=torch.Generator().manual_seed(1234))
+
+    def score_gan(model: DCGAN) -> dict[str, Any]:
+        model.G.eval()
+        with torch.no_grad():
+            fakes = model.sample(gan["num_samples"], generator=torch.Generator().manual_seed(seed + 1)).cpu()
+            shown = ((model.G(z_show.to(device)) + 1) / 2).cpu()
+        model.G.train()
+        if not (torch.isfinite(fakes).all() and torch.isfinite(shown).all()):
+            raise ValueError("the generator's samples are not finite")
+        return {**scorer.score(fakes), "shown": shown}
+
+    def train_dcgan(lr: float, batch_size: int, steps: int, evals: list[int]):
+        torch.manual_seed(seed)
+        model = DCGAN(**dcgan["model"]).to(device)
+        batches = infinite_batches(make_loader(x_gan, y_gan, batch_size=batch_size, seed=seed))
+        scores: list[tuple[int, dict[str, Any]]] = []
+
+        def every_step(step: int, history: History) -> None:
+            if step in evals:
+                scores.append((step, score_gan(model)))
+            if callback is not None:
+                callback(step, history)
+
+        def train(cb):
+            def both(step, history):
+                cb(step, history)
+                every_step(step, history)
+            return train_gan(model.G, model.D, batches, steps, loss=dcgan["loss"], n_critic=dcgan["n_critic"],
+                             lr_G=lr, lr_D=lr, betas=dcgan["betas"], conditional=dcgan["conditional"],
+                             callback=both, generator=torch.Generator().manual_seed(seed), show_progress=False)
+
+        run, wall, cpu = _timed(lambda: run_guarded(train))
+        if run.diverged or not scores or scores[-1][0] != run.steps_done:  # score the last good weights
+            scores.append((run.steps_done, score_gan(model)))
+        return run, scores, wall, cpu
+
+    lr_rows = []
+    for lr in gan["lrs"]:
+        evals = [s for s in (scaled(e, gan["num_steps"]) for e in gan["eval_steps"]) if s <= gan_steps]
+        run, scores, wall, cpu = train_dcgan(lr, dcgan["batch_size"], gan_steps, evals)
+        total_steps += run.steps_done
+        last = scores[-1][1]
+        log(f"  DCGAN lr={lr:g}: {run.steps_done} steps, {run.error or 'finished'}; FID {last['fid']:.2f}, "
+            f"precision {last['precision']:.3f}, recall {last['recall']:.3f} ({cpu:.0f} s CPU)")
+        h = run.history
+        lr_rows.append(dict(
+            lr=lr, steps_done=run.steps_done, stopped_at=-1 if run.stopped_at is None else run.stopped_at,
+            error=run.error, message=run.message, cpu_seconds=cpu, wall_seconds=wall,
+            eval_steps=torch.tensor([s for s, _ in scores]), fid=torch.tensor([r["fid"] for _, r in scores]),
+            precision=torch.tensor([r["precision"] for _, r in scores]),
+            recall=torch.tensor([r["recall"] for _, r in scores]),
+            classes_covered=torch.tensor([r["classes_covered"] for _, r in scores]),
+            samples=_uint8(last["shown"]),
+            loss_D=torch.tensor(h["loss_D"] if h is not None else []),
+            loss_G=torch.tensor(h["loss_G"] if h is not None else []),
+            D_real=torch.tensor(h["D_real"] if h is not None else []),
+            D_fake=torch.tensor(h["D_fake"] if h is not None else []),
+        ))
+    out["gan_lr"] = lr_rows
+
+    # the recipe's lr and the best lr of the short runs, each for long_steps
+    long_steps = scaled(gan["long_steps"], gan["num_steps"])
+    short_fid = {r["lr"]: r["fid"][-1].item() for r in lr_rows}
+    recipe_lr = dcgan["lr_G"]
+    challenger = min((lr for lr in short_fid if lr != recipe_lr), key=short_fid.get)
+    long_rows = []
+    for lr in (recipe_lr, challenger):
+        evals = [s for s in (scaled(e, gan["num_steps"]) for e in gan["long_eval_steps"]) if s <= long_steps]
+        run, scores, wall, cpu = train_dcgan(lr, dcgan["batch_size"], long_steps, evals)
+        total_steps += run.steps_done
+        last = scores[-1][1]
+        log(f"  DCGAN lr={lr:g}, {long_steps} steps: {run.steps_done} done, {run.error or 'finished'}; "
+            f"FID {last['fid']:.2f} ({cpu:.0f} s CPU)")
+        long_rows.append(dict(lr=lr, steps_done=run.steps_done, stopped_at=-1 if run.stopped_at is None else run.stopped_at,
+                              error=run.error, eval_steps=torch.tensor([s for s, _ in scores]),
+                              fid=torch.tensor([r["fid"] for _, r in scores]),
+                              precision=torch.tensor([r["precision"] for _, r in scores]),
+                              recall=torch.tensor([r["recall"] for _, r in scores]), samples=_uint8(last["shown"]),
+                              cpu_seconds=cpu, wall_seconds=wall))
+    out["gan_lr_long"] = long_rows
+
+    samples_seen = dcgan["batch_size"] * gan_steps
+    batch_rows = []
+    for batch_size in gan["batch_sizes"]:
+        steps = max(1, round(samples_seen / batch_size))
+        same = [r for r in lr_rows if r["lr"] == dcgan["lr_G"] == dcgan["lr_D"]]
+        if batch_size == dcgan["batch_size"] and steps == gan_steps and same:  # that run is in the lr sweep
+            r = same[0]
+            row = dict(batch_size=batch_size, steps=steps, fid=r["fid"][-1].item(), precision=r["precision"][-1].item(),
+                       recall=r["recall"][-1].item(), cpu_seconds=r["cpu_seconds"], wall_seconds=r["wall_seconds"],
+                       steps_done=r["steps_done"], samples=r["samples"])
+        else:
+            run, scores, wall, cpu = train_dcgan(dcgan["lr_G"], batch_size, steps, [steps])
+            total_steps += run.steps_done
+            last = scores[-1][1]
+            row = dict(batch_size=batch_size, steps=steps, fid=last["fid"], precision=last["precision"],
+                       recall=last["recall"], cpu_seconds=cpu, wall_seconds=wall, steps_done=run.steps_done,
+                       samples=_uint8(last["shown"]))
+        log(f"  DCGAN batch {batch_size} x {row['steps_done']} steps: FID {row['fid']:.2f} ({row['cpu_seconds']:.0f} s CPU)")
+        batch_rows.append(row)
+    out["gan_batch"] = batch_rows
+
+    # --- 2. the MLP VAE: learning rates (short and longer runs), batch sizes, depth -----------------
+    vae = recipe["vae"]
+    x_test_bin, _ = load_mnist5k("test", binarize="static")
+
+    vae_cache: dict[tuple, dict[str, Any]] = {}
+
+    def train_mlp_vae(lr: float, steps: int, batch_size: int, hidden_dims: list[int]):
+        key = (lr, steps, batch_size, tuple(hidden_dims))
+        if key in vae_cache:  # the same run is already in another sweep
+            return dict(vae_cache[key], reused=True)
+        torch.manual_seed(seed)
+        model = VAE(**dict(vae["model"], hidden_dims=hidden_dims)).to(device)
+
+        def train(cb):
+            return train_vae(model, num_steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                             callback=cb, callback_every=1, show_progress=False)
+
+        run, wall, cpu = _timed(lambda: run_guarded(train))
+        m = evaluate_vae(model, x_test_bin, iwae_k=recipe["iwae_k"], seed=seed)
+        h = run.history
+        vae_cache[key] = dict(lr=lr, batch_size=batch_size, hidden_layers=len(hidden_dims), steps=steps,
+                    steps_done=run.steps_done, stopped_at=-1 if run.stopped_at is None else run.stopped_at,
+                    error=run.error, message=run.message, nll=m["nll_nats"], elbo=m["elbo_nats"], rate=m["rate"],
+                    cpu_seconds=cpu, wall_seconds=wall, macs=linear_macs(model),
+                    curve_steps=torch.tensor(h.steps("elbo") if h is not None else [], dtype=torch.int32),
+                    curve_elbo=torch.tensor(h["elbo"] if h is not None else []), reused=False)
+        return dict(vae_cache[key])
+
+    vae_steps = scaled(vae["num_steps"], vae["num_steps"])
+    hidden = vae["model"]["hidden_dims"]
+    for key, lrs, steps in (("vae_lr", vae["lrs"], vae_steps),
+                            ("vae_lr_long", vae["long_lrs"], scaled(vae["long_steps"], vae["num_steps"]))):
+        rows = []
+        for lr in lrs:
+            row = train_mlp_vae(lr, steps, vae["batch_size"], hidden)
+            total_steps += 0 if row["reused"] else row["steps_done"]
+            log(f"  VAE lr={lr:g}, {steps} steps: {row['steps_done']} done, {row['error'] or 'finished'}; "
+                f"NLL {row['nll']:.1f}, ELBO {row['elbo']:.1f}")
+            rows.append(row)
+        out[key] = rows
+
+    rows, seen = [], vae["batch_size"] * vae_steps
+    for batch_size in vae["batch_sizes"]:
+        steps = max(1, round(seen / batch_size))
+        row = train_mlp_vae(vae["lr"], steps, batch_size, hidden)
+        total_steps += 0 if row["reused"] else row["steps_done"]
+        log(f"  VAE batch {batch_size} x {row['steps_done']}: NLL {row['nll']:.1f} ({row['cpu_seconds']:.0f} s CPU)")
+        rows.append(row)
+    out["vae_batch"] = rows
+
+    rows = []
+    base_macs = linear_macs(VAE(**dict(vae["model"], hidden_dims=[hidden[0]] * vae["depths"][0])))
+    for depth in vae["depths"]:
+        dims = [hidden[0]] * depth
+        macs = linear_macs(VAE(**dict(vae["model"], hidden_dims=dims)))
+        for budget, steps in (("equal_steps", vae_steps),
+                              ("equal_compute", steps_at_equal_compute(vae_steps, base_macs, macs))):
+            row = train_mlp_vae(vae["lr"], steps, vae["batch_size"], dims)
+            total_steps += 0 if row["reused"] else row["steps_done"]
+            row["budget"] = budget
+            log(f"  VAE {depth} hidden layers, {budget} ({steps} steps): NLL {row['nll']:.1f}")
+            rows.append(row)
+    out["vae_depth"] = rows
+
+    # --- 3. the toy GAN on the ring: depth at equal steps and at equal compute ----------------------
+    tg = recipe["toy_gan"]
+    toy = make_toy(tg["toy"])
+    angle = 2 * torch.pi * torch.arange(8) / 8
+    means, std = 2.0 * torch.stack([angle.cos(), angle.sin()], 1), 0.05
+    tg_steps = scaled(tg["num_steps"], tg["num_steps"])
+
+    def toy_macs(depth: int) -> int:
+        return linear_macs(MLPGenerator(tg["z_dim"], tg["hidden_dim"], depth)) + \
+            linear_macs(MLPDiscriminator(2, tg["hidden_dim"], depth))
+
+    rows, toy_cache = [], {}
+    for depth in tg["depths"]:
+        for budget, steps in (("equal_steps", tg_steps),
+                              ("equal_compute", steps_at_equal_compute(tg_steps, toy_macs(tg["depths"][0]), toy_macs(depth)))):
+            for s in tg["seeds"]:
+                if (depth, steps, s) in toy_cache:  # equal compute is equal steps for the shallowest
+                    rows.append(dict(toy_cache[(depth, steps, s)], budget=budget))
+                    continue
+                torch.manual_seed(s)
+                G = MLPGenerator(tg["z_dim"], tg["hidden_dim"], depth)
+                D = MLPDiscriminator(2, tg["hidden_dim"], depth)
+
+                def train(cb, G=G, D=D, steps=steps, s=s):  # the wiring of gan_lab.train_toy_gan, with a callback
+                    return train_gan(G, D, toy_batches(toy, tg["batch_size"], s), steps, lr_G=tg["lr"], lr_D=tg["lr"],
+                                     callback=cb, generator=torch.Generator().manual_seed(s), show_progress=False)
+
+                run, wall, cpu = _timed(lambda: run_guarded(train))
+                total_steps += run.steps_done
+                cov = ring_mode_coverage(G.sample(tg["num_samples"], generator=torch.Generator().manual_seed(s + 100)),
+                                         means, std)
+                rows.append(dict(depth=depth, budget=budget, seed=s, steps=steps, steps_done=run.steps_done,
+                                 modes=cov.modes_covered, hq_fraction=cov.hq_fraction, error=run.error,
+                                 cpu_seconds=cpu, macs=toy_macs(depth)))
+                toy_cache[(depth, steps, s)] = rows[-1]
+            log(f"  toy GAN depth {depth}, {budget} ({steps} steps): modes "
+                f"{[r['modes'] for r in rows[-len(tg['seeds']):]]}")
+    out["toy_depth"] = rows
+
+    # --- 4. the Gaussian decoder's sigma ------------------------------------------------------------
+    gs = recipe["gaussian"]
+    x_grey, _ = load_mnist5k("test")
+    x_show = x_grey[:8]
+    rows = []
+    for sigma in gs["sigmas"]:
+        torch.manual_seed(seed)
+        model = VAE(**gs["model"]).to(device)
+        steps = scaled(gs["num_steps"], gs["num_steps"])
+        (_, wall, cpu) = _timed(lambda: train_gaussian_vae(model, sigma, steps, gs["batch_size"], gs["lr"], seed=seed))
+        total_steps += steps
+        with torch.no_grad():
+            mu, logvar = model.encode(x_grey.to(device))
+            recon = torch.sigmoid(model.decode(mu)).cpu()
+            rate = gaussian_kl(mu, logvar).mean().item()
+            samples = model.sample(500, generator=torch.Generator().manual_seed(seed + 1)).cpu()  # decoder means
+        sse = (recon - x_grey).pow(2).flatten(1).sum(1).mean().item()
+        row = dict(sigma=sigma, rate=rate, sse=sse, grey_recon=grey_fraction(recon).mean().item(),
+                   grey_samples=grey_fraction(samples).mean().item(), recons=_uint8(recon[:8]),
+                   samples=_uint8(samples[:8]), cpu_seconds=cpu, wall_seconds=wall)
+        log(f"  Gaussian decoder sigma={sigma:g}: rate {rate:.1f}, SSE {sse:.1f}, grey share of recons "
+            f"{row['grey_recon']:.2f}, of samples {row['grey_samples']:.2f}")
+        rows.append(row)
+    out["gaussian"] = rows
+    out["gaussian_x_show"] = _uint8(x_show)
+    out["grey_data"] = grey_fraction(x_grey).mean().item()
+
+    # --- 5. discriminator domination ----------------------------------------------------------------
+    dm = recipe["domination"]
+    x_dom, y_dom = load_mnist5k("train", value_range=(-1, 1))
+    rows = []
+    for loss in dm["losses"]:
+        torch.manual_seed(seed)
+        tiny = DCGAN(**dm["model"]).to(device)
+        batches = infinite_batches(make_loader(x_dom, y_dom, batch_size=dm["batch_size"], seed=seed))
+        steps = scaled(dm["num_steps"], dm["num_steps"])
+        h = train_gan(tiny.G, tiny.D, batches, steps, loss=loss, n_critic=dm["n_critic"], lr_D=dm["lr_D"],
+                      lr_G=dm["lr_G"], generator=torch.Generator().manual_seed(seed), show_progress=False)
+        total_steps += steps
+        rows.append(dict(loss=loss, D_real=torch.tensor(h["D_real"]), D_fake=torch.tensor(h["D_fake"]),
+                         grad_norm_G=torch.tensor(h["grad_norm_G"]), loss_D=torch.tensor(h["loss_D"])))
+    out["domination"] = rows
+
+    config = {k: v for k, v in recipe.items() if k != "kind"}
+    config["gan_recipe"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dcgan.items() if k != "kind"}
+    cost.update(seconds=round(time.perf_counter() - start, 1), steps=total_steps,
+                cpu_seconds=round(time.process_time(), 1))
+    best = min(lr_rows, key=lambda r: r["fid"][-1].item())
+    stopped = [r["lr"] for r in lr_rows if r["stopped_at"] > 0]
+    vstopped = [r["lr"] for r in out["vae_lr"] if r["stopped_at"] > 0]
+    metrics = {"gan_best_lr": best["lr"], "gan_best_fid_500": round(best["fid"][-1].item(), 3),
+               "gan_smallest_lr_stopped": min(stopped) if stopped else None,
+               "vae_best_lr": min(out["vae_lr"], key=lambda r: r["nll"])["lr"],
+               "vae_smallest_lr_stopped": min(vstopped) if vstopped else None, "iwae_k": recipe["iwae_k"]}
+    log(f"{name}: {total_steps} steps in {cost['seconds']:.0f} s")
     return Run(name, {"results": out, "config": config}, {"family": "results", "config": config, "cost": cost,
                                                           "metrics": metrics})

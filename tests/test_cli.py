@@ -28,7 +28,7 @@ from genimg_lib.recipes import GAN_SNAPSHOT_STEPS, LIKELIHOOD_KINDS, RECIPES, VA
 from genimg_lib.train import History
 
 VAE_KINDS = LIKELIHOOD_KINDS  # the recipes that take --iwae-k
-RESULTS_KINDS = ("vae_study", "vaegan_sweep")  # recipes that write results, not a model
+RESULTS_KINDS = ("vae_study", "vaegan_sweep", "faq_study")  # results files, not models
 STEPS = 2
 SCORE_KEYS = {"fid_domain", "kid_domain", "precision_k3", "recall_k3", "classes_covered", "kl_uniform",
               "score_num_samples", "score_seed"}
@@ -150,6 +150,22 @@ def test_the_vaegan_sweep_results_load_from_the_folders_manifest(trained):
     entry = ck.read_manifest(manifest)["vaegan_sweep"]
     assert entry["family"] == "results" and entry["metrics"]["iwae_k"] == 2
     assert entry["cost"]["steps"] == STEPS * len(weights)
+
+
+def test_the_faq_study_results_load_from_the_folders_manifest(trained):
+    out, _ = trained
+    manifest = out / "MANIFEST.json"
+    study = ck.load_shipped("faq_study", manifest_path=manifest)
+    results, recipe = study["results"], RECIPES["faq_study"]
+    assert [r["lr"] for r in results["gan_lr"]] == recipe["gan"]["lrs"]
+    assert [r["lr"] for r in results["vae_lr"]] == recipe["vae"]["lrs"]
+    assert [r["sigma"] for r in results["gaussian"]] == recipe["gaussian"]["sigmas"]
+    assert all(r["steps_done"] >= 1 and r["samples"].dtype == torch.uint8 for r in results["gan_lr"])
+    assert study["config"]["gan_recipe"]["lr_G"] == RECIPES["gan_dcgan"]["lr_G"]
+    entry = ck.read_manifest(manifest)["faq_study"]
+    assert entry["family"] == "results" and entry["metrics"]["iwae_k"] == 2 and entry["cost"]["steps"] > 0
+    with pytest.raises(ValueError, match="is not a model"):
+        ck.load_model("faq_study", manifest_path=manifest)
 
 
 def test_the_recorded_command_makes_the_file_again_in_the_same_folder(trained):

@@ -16,7 +16,7 @@ def test_one_recipe_per_shipped_file():
     assert set(recipes.RECIPES) == set(ck.read_manifest())
     assert set(recipes.RECIPES) == {"vae_conv_z16", "vae_mlp_z2", "cvae_z8", "vae_latent_study",
                                     "gan_dcgan", "gan_wgan_gp", "gan_cgan", "classifier", "gan_dcgan_encoder",
-                                    "vaegan_conv_z16", "vaegan_sweep"}
+                                    "vaegan_conv_z16", "vaegan_sweep", "faq_study"}
 
 
 @pytest.mark.parametrize("name", sorted(recipes.RECIPES))
@@ -58,6 +58,12 @@ def test_the_manifest_records_the_recipes_command_cost_and_config(name):
         assert entry["family"] == "results" and "class" not in entry
         assert entry["cost"]["steps"] == recipe["train"]["num_steps"] * len(recipe["adv_weights"])
         assert entry["config"]["adv_weights"] == recipe["adv_weights"] and entry["metrics"]["iwae_k"] == recipe["iwae_k"]
+    elif kind == "faq_study":  # the sweeps of Troubleshooting and FAQ: results, not a model
+        assert entry["family"] == "results" and "class" not in entry
+        assert {k: v for k, v in entry["config"].items() if k != "gan_recipe"} == \
+            {k: v for k, v in recipe.items() if k != "kind"}
+        assert entry["config"]["gan_recipe"]["model"] == recipes.RECIPES[recipe["gan"]["recipe"]]["model"]
+        assert entry["metrics"]["iwae_k"] == recipe["iwae_k"] and entry["bytes"] < 1_000_000
     else:  # the latent study: results, not a model
         assert kind == "vae_study" and entry["family"] == "results" and "class" not in entry
         runs = len(recipe["sweep"]["betas"]) + len(recipe["collapse"]["runs"])
