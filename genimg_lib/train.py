@@ -365,7 +365,7 @@ def train_gan(
     :math:`D(x)` and :math:`D(G(z))` on the last D update: probabilities for the
     minimax and non-saturating losses, raw scores otherwise), ``grad_norm_G`` (the norm
     of G's parameter gradient) and, for WGAN-GP, ``gp`` and ``grad_norm`` (the mean
-    :math:`\lVert\nabla_{\tilde x} f(\tilde x)\rVert` on the interpolates :math:`\tilde x`).
+    :math:`\lVert\nabla_{x_t} f(x_t)\rVert` on the interpolates :math:`x_t`).
     ``callback(step, history)`` runs after every step.
 
     Stops before an update whose loss or gradient norm (of D or of G) is NaN, infinite or
