@@ -4,7 +4,8 @@
 //    down in CONTRIBUTING.md): float16 weights, a list of layers, one input vector
 //    [z, onehot(y)] -> one image (C, H, W) in [0, 1]. `run_program` in explorer.py
 //    is the same computation in PyTorch.
-// 2. The view: sliders and a 2-D pad move z; every input event decodes and draws.
+// 2. The view: sliders and a 2-D pad move z (and an optional slider the truncation psi,
+//    which scales z before decoding); every input event decodes and draws.
 // No network, no dependency: the page's widget manager loads this source inline.
 
 const FORMAT = "genimg-decoder/1";
@@ -72,6 +73,22 @@ export function compileProgram(program, weightBytes) {
     for (const step of steps) x = step(x);
     return x;
   };
+}
+
+/**
+ * The decoder's input [psi * z, onehot(y)], written into `out` (length zDim + K) and returned.
+ * psi, the truncation in (0, 1], pulls the code toward the prior's centre: the image is dec(psi z).
+ */
+export function decoderInput(out, z, zDim, K, y, psi) {
+  for (let i = 0; i < zDim; i++) out[i] = psi * z[i];
+  if (K > 0) { out.fill(0, zDim); out[zDim + y] = 1; }
+  return out;
+}
+
+/** A model's truncation psi: a number in (0, 1], or 1 (no truncation) for anything else. */
+function truncationOf(model) {
+  const v = model.get("truncation");
+  return typeof v === "number" && v > 0 && v <= 1 ? v : 1;
 }
 
 function tensor(T, name, n) {
@@ -225,6 +242,7 @@ async function render({ model, el, host }) {
   const D = model.get("directions"), P = model.get("inverse"), origin = model.get("origin");
   const names = model.get("names"), pad = model.get("pad"), extent = model.get("extent");
   let z = Float64Array.from(model.get("z"));
+  let psi = truncationOf(model);
   let pushing = false;
 
   const coord = (k) => { let s = 0; for (let i = 0; i < zDim; i++) s += P[k][i] * (z[i] - origin[i]); return s; };
@@ -283,12 +301,27 @@ async function render({ model, el, host }) {
     readouts.push(out);
     root.append(h("div", { class: "gx-slider" }, h("label", {}, names[k]), input_, out));
   }
+  let psiSlider = null, psiOut = null;
+  if (model.get("truncation_slider")) {
+    psiSlider = h("input", { type: "range", min: "0.01", max: "1", step: "0.01", "aria-label": "truncation psi" });
+    psiSlider.value = String(psi);
+    psiOut = h("span", {}, psi.toFixed(2));
+    psiSlider.addEventListener("input", () => {
+      psi = parseFloat(psiSlider.value);
+      redraw();
+      pushing = true;
+      model.set("truncation", psi);
+      model.save_changes();
+      pushing = false;
+    });
+    root.append(h("div", { class: "gx-slider", title: "the image is decoded from psi * z" },
+      h("label", {}, "truncation \u03c8"), psiSlider, psiOut));
+  }
   el.append(root);
 
   function draw() {
     const t0 = performance.now();
-    input.set(z);
-    if (K > 0) { input.fill(0, zDim); input[zDim + model.get("y")] = 1; }
+    decoderInput(input, z, zDim, K, model.get("y"), psi);
     const x = decode(input);
     const data = pixels.data, hw = H * W;
     for (let p = 0; p < hw; p++) {
@@ -324,6 +357,8 @@ async function render({ model, el, host }) {
       if (k !== skip) sliders[k].value = String(c);
       readouts[k].textContent = c.toFixed(2);
     }
+    root.dataset.truncation = String(psi);
+    if (psiOut) psiOut.textContent = psi.toFixed(2);
   }
 
   function push() {
@@ -363,10 +398,17 @@ async function render({ model, el, host }) {
   }
   const onZ = () => { if (!pushing) { z = Float64Array.from(model.get("z")); redraw(); } };
   const onY = () => { if (select) select.value = String(model.get("y")); redraw(); };
+  const onPsi = () => {
+    if (pushing) return;
+    psi = truncationOf(model);
+    if (psiSlider) psiSlider.value = String(psi);
+    redraw();
+  };
   model.on("change:z", onZ);
   model.on("change:y", onY);
+  model.on("change:truncation", onPsi);
   redraw();
-  return () => { model.off("change:z", onZ); model.off("change:y", onY); };
+  return () => { model.off("change:z", onZ); model.off("change:y", onY); model.off("change:truncation", onPsi); };
 }
 
 // The pad's margin, as a fraction of its width, and the map from coordinates to pad pixels.

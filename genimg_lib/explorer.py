@@ -561,6 +561,17 @@ def _directions(directions, names, z_dim: int) -> tuple[np.ndarray, list[str]]:
     return d, names
 
 
+def _check_truncation(psi, error: type[Exception]) -> float:
+    """``psi`` as a float in (0, 1], or ``error`` saying what was expected."""
+    ok = isinstance(psi, (int, float, np.floating, np.integer)) and not isinstance(psi, bool)
+    if not ok or not (math.isfinite(psi) and 0 < psi <= 1):
+        raise error(
+            f"truncation must be a number psi in (0, 1] (the image is dec(psi * z)), got {psi!r}; "
+            "use 1 for no truncation, or truncation=None for no slider"
+        )
+    return float(psi)
+
+
 class LatentExplorer(anywidget.AnyWidget):
     r"""Move :math:`z` with sliders and a 2-D pad; the browser decodes :math:`x = \mathrm{dec}(z)` on every input.
 
@@ -581,6 +592,12 @@ class LatentExplorer(anywidget.AnyWidget):
       model. Both are read and written from Python: ``explorer.z = z`` redraws the
       image in the browser, and moving a slider updates ``explorer.z``.
     - ``extent``: sliders and pad span :math:`[-\mathrm{extent}, \mathrm{extent}]`.
+    - ``truncation``: None (no truncation slider, :math:`\psi = 1`) or a number
+      :math:`\psi \in (0, 1]`, the start of a truncation slider. The image is then
+      :math:`\mathrm{dec}(\psi z)`: the code is pulled toward the prior's centre before
+      decoding (a simple form of the truncation trick, Brock et al. 2019), while the
+      sliders and the pad keep showing :math:`z` itself. ``explorer.truncation`` is read
+      and written from Python like ``z``.
 
     Displayed in a notebook, the widget is preceded by a ``<noscript>`` block of
     precomputed frames (`fallback_html`), which only a browser that runs no scripts
@@ -612,13 +629,18 @@ class LatentExplorer(anywidget.AnyWidget):
     code_labels = T.Bytes(b"").tag(sync=True)
     scale = T.Int(7).tag(sync=True)
     title = T.Unicode("").tag(sync=True)
+    truncation = T.Float(1.0).tag(sync=True)
+    truncation_slider = T.Bool(False).tag(sync=True)
 
     def __init__(
         self, model: torch.nn.Module, directions=None, names: Sequence[str] | None = None, z=None, origin=None,
         pad: tuple[int, int] | None = (0, 1), codes=None, code_labels=None, y: int = 0, extent: float = 3.0,
         scale: int = 7, title: str = "", name: str | None = None, fallback: bool = True,
+        truncation: float | None = None,
     ) -> None:
         module, z_dim, k = _decoder_of(model, None)
+        if truncation is not None:
+            _check_truncation(truncation, ValueError)
         d, names = _directions(directions, names, z_dim)
         origin = np.zeros(z_dim) if origin is None else _as_matrix(origin, "origin", z_dim)[0]
         if not (isinstance(extent, (int, float)) and 0 < extent <= 100):
@@ -654,6 +676,8 @@ class LatentExplorer(anywidget.AnyWidget):
             origin=origin.tolist(), names=names, pad=[] if pad is None else pad, extent=float(extent),
             codes=xy, code_labels=lab, scale=int(scale), title=title, y=int(y),
             z=origin.tolist() if z is None else z,
+            truncation=1.0 if truncation is None else float(truncation),
+            truncation_slider=truncation is not None,
         )
 
     @T.validate("z")
@@ -673,20 +697,30 @@ class LatentExplorer(anywidget.AnyWidget):
             raise T.TraitError(f"y must be a class in 0..{max(k - 1, 0)} for this model, got {y}")
         return y
 
+    @T.validate("truncation")
+    def _check_truncation_trait(self, proposal):
+        return _check_truncation(proposal["value"], T.TraitError)
+
     def coordinates(self) -> list[float]:
         """The sliders' values: :math:`c = D^{+}(z - z_0)`, one per direction."""
         return (np.asarray(self.inverse) @ (np.asarray(self.z) - np.asarray(self.origin))).tolist()
 
     def decode(self) -> torch.Tensor:
-        """The image of the current ``z`` (and ``y``) from the PyTorch model: ``(1, C, H, W)`` in [0, 1]."""
+        r"""The image :math:`\mathrm{dec}(\psi z)` of the current ``z`` (and ``y``) from the PyTorch model.
+
+        :math:`\psi` is ``truncation`` (1 unless a truncation was given). Returns
+        ``(1, C, H, W)`` in [0, 1], what the browser draws.
+        """
         y = torch.tensor([self.y]) if self._num_classes else None
-        return decode_with_module(self._module, torch.tensor([self.z], dtype=torch.float32), y)
+        z = self.truncation * torch.tensor([self.z], dtype=torch.float64)
+        return decode_with_module(self._module, z.float(), y)
 
     def fallback_html(self, steps: int = 5) -> str:
-        """Precomputed frames in a ``<noscript>`` block: what a browser that runs no scripts shows.
+        r"""Precomputed frames in a ``<noscript>`` block: what a browser that runs no scripts shows.
 
         One row per direction (at most 4), ``steps`` columns from ``-extent`` to
-        ``+extent`` along it, starting from the current ``z``; decoded by PyTorch.
+        ``+extent`` along it, starting from the current ``z``; decoded by PyTorch, at the
+        current ``truncation`` :math:`\psi` (each frame is :math:`\mathrm{dec}(\psi z)`).
         """
         from genimg_lib.widgets import array_to_png
 
@@ -697,7 +731,7 @@ class LatentExplorer(anywidget.AnyWidget):
         z = torch.tensor(np.concatenate([z0 + (coeffs[:, None] - coords[r]) * d[r] for r in range(len(d))]),
                          dtype=torch.float32)
         y = torch.full((len(z),), self.y) if self._num_classes else None
-        img = decode_with_module(self._module, z, y).numpy()  # (R*S, C, H, W)
+        img = decode_with_module(self._module, self.truncation * z, y).numpy()  # (R*S, C, H, W)
         c, h, w = img.shape[1:]
         grid = np.ones((len(d) * (h + 2) - 2, steps * (w + 2) - 2, c))
         for i, im in enumerate(img):
@@ -705,12 +739,14 @@ class LatentExplorer(anywidget.AnyWidget):
             grid[r * (h + 2):r * (h + 2) + h, s * (w + 2):s * (w + 2) + w] = im.transpose(1, 2, 0)
         png = base64.b64encode(array_to_png(grid[..., 0] if c == 1 else grid, scale=2)).decode()
         rows = ", ".join(html.escape(n) for n in self.names[:4])
-        alt = f"Decoded images: one row per direction ({rows}), from {-self.extent:g} to {self.extent:g}"
+        psi = self.truncation
+        at = f", each decoded at truncation psi = {psi:g} (the image of psi z)" if psi != 1 else ""
+        alt = f"Decoded images: one row per direction ({rows}), from {-self.extent:g} to {self.extent:g}{at}"
         return (
             '<noscript><div class="genimg-explorer-fallback">'
             f"<p>This page runs no scripts, so the latent explorer cannot decode in your browser. "
             f"Precomputed frames instead: rows {rows}; columns from {-self.extent:g} to {self.extent:g} "
-            f"along each direction.</p><img src=\"data:image/png;base64,{png}\" alt=\"{html.escape(alt)}\">"
+            f"along each direction{html.escape(at)}.</p><img src=\"data:image/png;base64,{png}\" alt=\"{html.escape(alt)}\">"
             "</div></noscript>"
         )
 

@@ -388,20 +388,23 @@ def gradient_penalty(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""WGAN-GP's two-sided gradient penalty and the gradient norms it saw.
 
-    .. math:: \hat x = \epsilon x + (1-\epsilon)\tilde x,\ \epsilon\sim U[0,1] \text{ per sample},\qquad
-       \mathrm{GP} = \mathbb E_{\hat x}\big[(\lVert\nabla_{\hat x} f(\hat x)\rVert_2 - 1)^2\big]
+    .. math:: x_t = t\,x + (1-t)\,G(z),\ t\sim U[0,1] \text{ per pair},\qquad
+       \mathrm{GP} = \mathbb E_{x_t}\big[(\lVert\nabla_{x_t} f(x_t)\rVert_2 - 1)^2\big]
+
+    (the book's notation: :math:`\hat x` is a reconstruction and :math:`\epsilon` the
+    reparameterization noise, so the interpolate is :math:`x_t` and its weight :math:`t`).
 
     Returns ``(penalty, grad_norms)``; the caller multiplies by :math:`\lambda` (10 in
     Gulrajani et al., 2017). ``critic`` maps ``(N, ...)`` to ``(N,)`` or ``(N, 1)`` scores;
     extra inputs (labels) can be bound with a lambda. Chapter: Making GANs train.
     """
     _check_same_shape(real, fake.detach(), "gradient_penalty(real, fake)")
-    eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    eps_device = generator.device if generator is not None else real.device
-    eps = torch.rand(eps_shape, generator=generator, device=eps_device).to(real.device, real.dtype)
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    scores = critic(x_hat)
-    (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    t_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    t_device = generator.device if generator is not None else real.device
+    t = torch.rand(t_shape, generator=generator, device=t_device).to(real.device, real.dtype)
+    x_t = (t * real.detach() + (1 - t) * fake.detach()).requires_grad_(True)
+    scores = critic(x_t)
+    (grads,) = torch.autograd.grad(scores.sum(), x_t, create_graph=True)
     grad_norms = _flat(grads).norm(2, dim=1)
     return ((grad_norms - 1) ** 2).mean(), grad_norms.detach()
 

@@ -339,84 +339,111 @@ def train_gan(
 ) -> History:
     r"""Train a GAN until generator step ``num_steps``; returns the `History`.
 
-    Each step is (1) ``n_critic`` updates of D on fresh real batches, then (2) one
-    update of G:
+    Each step is (1) ``n_critic`` updates of D on fresh real batches, then
+    (2) one update of G:
 
     .. math::
-       \text{(1)}\ \min_D \mathcal L_D(D(x), D(G(z))) \;[+\ \lambda\,\mathrm{GP}],\qquad
+       \text{(1)}\ \min_D \mathcal L_D(D(x), D(G(z)))
+       \;[+\ \lambda\,\mathrm{GP}],\qquad
        \text{(2)}\ \min_G \mathcal L_G(D(G(z)))
 
     with the losses of `genimg_lib.losses.GAN_LOSSES` chosen by ``loss``:
     ``"minimax"`` (saturating G loss), ``"non_saturating"``, ``"hinge"`` or
-    ``"wasserstein_gp"`` (WGAN-GP: the critic loss plus ``gp_weight`` times the
-    gradient penalty on interpolates, Gulrajani et al. 2017). ``lr_G`` and ``lr_D``
-    may differ (TTUR, Heusel et al. 2017); both optimizers are Adam with ``betas``.
+    ``"wasserstein_gp"`` (WGAN-GP: the critic loss plus ``gp_weight`` times
+    the gradient penalty on interpolates, Gulrajani et al. 2017). ``lr_G``
+    and ``lr_D`` may differ (TTUR, Heusel et al. 2017); both optimizers are
+    Adam with ``betas``.
 
-    The same loop trains the 2-D toys of "A GAN you can watch" (``batches`` of points
-    ``(N, 2)``, from `genimg_lib.gan_lab.toy_batches`) and the DCGANs on MNIST
-    (``batches`` of ``(x,)`` or ``(x, y)`` with images ``(N, 1, 28, 28)`` in [-1, 1],
-    checked on the first batch; labels ``y`` ``(N,)`` are used when ``conditional``).
-    ``G(z[, y])`` maps ``(N, G.z_dim)`` noise to samples; ``D(x[, y])`` returns ``(N,)``
-    logits or scores. The noise (and a conditional GAN's fake labels, drawn uniformly)
-    come from ``generator``; a conditional WGAN-GP gives its critic's fakes the real
-    batch's labels, so that each interpolate has one label.
+    The same loop trains the 2-D toys of "A GAN you can watch" (``batches``
+    of points ``(N, 2)``, from `genimg_lib.gan_lab.toy_batches`) and the
+    DCGANs on MNIST (``batches`` of ``(x,)`` or ``(x, y)`` with images
+    ``(N, 1, 28, 28)`` in [-1, 1], checked on the first batch; labels ``y``
+    ``(N,)`` are used when ``conditional``). ``G(z[, y])`` maps
+    ``(N, G.z_dim)`` noise to samples; ``D(x[, y])`` returns ``(N,)``
+    logits or scores. The noise (and a conditional GAN's fake labels, drawn
+    uniformly) come from ``generator``; a conditional WGAN-GP gives its
+    critic's fakes the real batch's labels, so that each interpolate has
+    one label.
 
-    Logged at every step: ``loss_D``, ``loss_G``, ``D_real`` and ``D_fake`` (mean
-    :math:`D(x)` and :math:`D(G(z))` on the last D update: probabilities for the
-    minimax and non-saturating losses, raw scores otherwise), ``grad_norm_G`` (the norm
-    of G's parameter gradient) and, for WGAN-GP, ``gp`` and ``grad_norm`` (the mean
-    :math:`\lVert\nabla_{\hat x} f(\hat x)\rVert` on the interpolates).
-    ``callback(step, history)`` runs after every step.
+    Logged at every step: ``loss_D``, ``loss_G``, ``D_real`` and ``D_fake``
+    (mean :math:`D(x)` and :math:`D(G(z))` on the last D update:
+    probabilities for the minimax and non-saturating losses, raw scores
+    otherwise), ``grad_norm_G`` (the norm of G's parameter gradient) and,
+    for WGAN-GP, ``gp`` and ``grad_norm`` (the mean
+    :math:`\lVert\nabla_{x_t} f(x_t)\rVert` on the interpolates
+    :math:`x_t`). ``callback(step, history)`` runs after every step.
 
-    Stops before an update whose loss or gradient norm (of D or of G) is NaN, infinite or
-    more than ``explode_factor`` times its reference (`ExplosionGuard`), so G and D keep
-    their last good weights. With ``checkpoint_path`` the run in progress is saved every
-    ``checkpoint_every`` steps and after the last; ``resume`` (that path, or the loaded
-    dict) continues it to step ``num_steps`` exactly as if it had never stopped (`RunState`).
-    That needs ``batches`` whose position can be saved, `genimg_lib.data.infinite_batches`
-    or `genimg_lib.gan_lab.toy_batches`, built as for the first run; a ``callback`` with
-    ``state_dict``/``load_state_dict`` (such as `genimg_lib.gan_lab.ToySnapshots`) is saved too.
+    Stops before an update whose loss or gradient norm (of D or of G) is
+    NaN, infinite or more than ``explode_factor`` times its reference
+    (`ExplosionGuard`), so G and D keep their last good weights. With
+    ``checkpoint_path`` the run in progress is saved every
+    ``checkpoint_every`` steps and after the last; ``resume`` (that path,
+    or the loaded dict) continues it to step ``num_steps`` exactly as if it
+    had never stopped (`RunState`). That needs ``batches`` whose position
+    can be saved, `genimg_lib.data.infinite_batches` or
+    `genimg_lib.gan_lab.toy_batches`, built as for the first run; a
+    ``callback`` with ``state_dict``/``load_state_dict`` (such as
+    `genimg_lib.gan_lab.ToySnapshots`) is saved too.
     Chapters: A GAN you can watch; DCGAN step by step; Making GANs train.
     """
     d_loss_fn, g_loss_fn = gan_losses(loss)
     for name, net in (("G", G), ("D", D)):
         if not isinstance(net, torch.nn.Module):
-            raise TypeError(f"{name} must be an nn.Module, got {type(net).__name__}")
+            raise TypeError(
+                f"{name} must be an nn.Module, got {type(net).__name__}")
     if not isinstance(getattr(G, "z_dim", None), numbers.Integral):
-        raise TypeError("G must have an integer attribute z_dim (the noise dimension), as the book's generators do")
+        raise TypeError("G must have an integer attribute z_dim (the noise "
+                        "dimension), as the book's generators do")
     if not isinstance(batches, Iterator):
-        raise TypeError(f"batches must be an iterator of batches, got {type(batches).__name__}; "
-                        "wrap a DataLoader with genimg_lib.data.infinite_batches(loader)")
-    if isinstance(n_critic, bool) or not isinstance(n_critic, numbers.Integral) or n_critic < 1:
-        raise ValueError(f"n_critic is the number of D updates per G update and must be an integer >= 1, got {n_critic!r}")
+        raise TypeError(
+            f"batches must be an iterator of batches, got "
+            f"{type(batches).__name__}; wrap a DataLoader with "
+            "genimg_lib.data.infinite_batches(loader)")
+    if (isinstance(n_critic, bool)
+            or not isinstance(n_critic, numbers.Integral) or n_critic < 1):
+        raise ValueError(
+            f"n_critic is the number of D updates per G update and must be "
+            f"an integer >= 1, got {n_critic!r}")
     n_critic = int(n_critic)
     num_steps = check_int(num_steps, "num_steps", minimum=0)
-    lr_G, lr_D = check_number(lr_G, "lr_G", 0.0, strict=True), check_number(lr_D, "lr_D", 0.0, strict=True)
+    lr_G = check_number(lr_G, "lr_G", 0.0, strict=True)
+    lr_D = check_number(lr_D, "lr_D", 0.0, strict=True)
     if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
             isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas):
-        raise ValueError(f"betas must be two numbers in [0, 1) (Adam's decay rates), got {betas!r}")
+        raise ValueError(f"betas must be two numbers in [0, 1) (Adam's decay "
+                         f"rates), got {betas!r}")
     betas = (float(betas[0]), float(betas[1]))
     gp_weight = check_number(gp_weight, "gp_weight", 0.0)
     if conditional and not getattr(G, "num_classes", 0):
-        raise ValueError("conditional=True needs a conditional generator (num_classes > 0)")
+        raise ValueError("conditional=True needs a conditional generator "
+                         "(num_classes > 0)")
     if loss == "wasserstein_gp" and any(
-            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules()):
+            isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            for m in D.modules()):
         raise ValueError(
             "WGAN-GP's gradient penalty is per sample, and a critic with batch "
-            "normalization mixes the samples of a batch: build the critic without "
-            "it (DCGANDiscriminator(norm=None))")
+            "normalization mixes the samples of a batch: build the critic "
+            "without it (DCGANDiscriminator(norm=None))")
     if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be a function callback(step, history) or None, got {type(callback).__name__}")
-    guard = _check_run_args(explode_factor, checkpoint_path, checkpoint_every, resume)
-    if (checkpoint_path is not None or resume is not None) and not hasattr(batches, "state_dict"):
-        raise TypeError("checkpoint_path and resume need batches whose position can be saved: "
-                        "genimg_lib.data.infinite_batches(loader) or genimg_lib.gan_lab.toy_batches(...)")
+        raise TypeError(
+            f"callback must be a function callback(step, history) or None, "
+            f"got {type(callback).__name__}")
+    guard = _check_run_args(explode_factor, checkpoint_path, checkpoint_every,
+                            resume)
+    if ((checkpoint_path is not None or resume is not None)
+            and not hasattr(batches, "state_dict")):
+        raise TypeError(
+            "checkpoint_path and resume need batches whose position can be "
+            "saved: genimg_lib.data.infinite_batches(loader) or "
+            "genimg_lib.gan_lab.toy_batches(...)")
     device = next(G.parameters()).device
     opt_G = torch.optim.Adam(G.parameters(), lr=lr_G, betas=betas)
     opt_D = torch.optim.Adam(D.parameters(), lr=lr_D, betas=betas)
-    settings = dict(loss=loss, n_critic=n_critic, lr_G=lr_G, lr_D=lr_D, betas=betas, gp_weight=gp_weight,
-                    conditional=conditional, noise_generator=generator is not None)
-    run = RunState("train_gan", settings, {"G": G, "D": D}, {"G": opt_G, "D": opt_D}, {"noise": generator},
+    settings = dict(loss=loss, n_critic=n_critic, lr_G=lr_G, lr_D=lr_D,
+                    betas=betas, gp_weight=gp_weight, conditional=conditional,
+                    noise_generator=generator is not None)
+    run = RunState("train_gan", settings, {"G": G, "D": D},
+                   {"G": opt_G, "D": opt_D}, {"noise": generator},
                    {"batches": batches, "callback": callback})
     start, history = run.start(resume, num_steps, guard, checkpoint_path)
     G.train()
@@ -424,7 +451,10 @@ def train_gan(
 
     def noise_and_labels(n: int):
         z = torch.randn(n, G.z_dim, generator=generator).to(device)
-        y = torch.randint(0, G.num_classes, (n,), generator=generator).to(device) if conditional else None
+        y = None
+        if conditional:
+            y = torch.randint(0, G.num_classes, (n,), generator=generator)
+            y = y.to(device)
         return z, y
 
     def with_labels(y):  # labels are passed only to a conditional model
@@ -434,21 +464,24 @@ def train_gan(
         batch = next(batches)
         batch = (batch,) if isinstance(batch, torch.Tensor) else batch
         if conditional and len(batch) < 2:
-            raise ValueError("conditional=True needs batches of (x, y); build the loader with labels")
+            raise ValueError("conditional=True needs batches of (x, y); "
+                             "build the loader with labels")
         x = batch[0].to(device)
-        if step == start + 1 and x.dim() == 4:  # images: the tanh range, checked once
+        if step == start + 1 and x.dim() == 4:  # images: tanh range, once
             check_tanh_range(x)
         return x, (batch[1].to(device) if conditional else None)
 
-    bar = progress(num_steps, desc=desc, disable=not show_progress, initial=start)
+    bar = progress(num_steps, desc=desc, disable=not show_progress,
+                   initial=start)
     for step in range(start + 1, num_steps + 1):
-        # (1) update D: maximize E[log D(x)] + E[log(1 - D(G(z)))]  (or the critic's score gap),
-        #     i.e. minimize d_loss, n_critic times on fresh batches; G is held fixed (fake.detach()).
+        # (1) update D: maximize E[log D(x)] + E[log(1 - D(G(z)))] (or the
+        #     critic's score gap), i.e. minimize d_loss, n_critic times on
+        #     fresh batches; G is held fixed (fakes made under no_grad).
         for _ in range(n_critic):
             x, y_real = real_batch(step)
             z, y_fake = noise_and_labels(len(x))
             if conditional and loss == "wasserstein_gp":
-                y_fake = y_real  # interpolate real and fake of the same class: one label per pair
+                y_fake = y_real  # interpolate within a class: one label
             with torch.no_grad():
                 fake = G(z, *with_labels(y_fake))
             real_out = D(x, *with_labels(y_real))
@@ -456,7 +489,8 @@ def train_gan(
             loss_D = d_loss_fn(real_out, fake_out)
             if loss == "wasserstein_gp":
                 critic = (lambda t: D(t, y_real)) if conditional else D
-                gp, grad_norms = gradient_penalty(critic, x, fake, generator=generator)
+                gp, grad_norms = gradient_penalty(critic, x, fake,
+                                                  generator=generator)
                 loss_D = loss_D + gp_weight * gp
             guard.check(step, loss_D=loss_D)
             opt_D.zero_grad(set_to_none=True)
@@ -464,29 +498,36 @@ def train_gan(
             guard.check_gradients(step, D.parameters(), "grad_norm_D")
             opt_D.step()
 
-        # (2) update G: minimize g_loss(D(G(z))), e.g. -E[log D(G(z))] (non-saturating);
-        #     gradients flow through D into G, but only G's optimizer steps.
+        # (2) update G: minimize g_loss(D(G(z))), e.g. -E[log D(G(z))]
+        #     (non-saturating); gradients flow through D into G, but only
+        #     G's optimizer steps.
         z, y_fake = noise_and_labels(len(x))
         loss_G = g_loss_fn(D(G(z, *with_labels(y_fake)), *with_labels(y_fake)))
         guard.check(step, loss_G=loss_G)
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
-        grad_norm_G = guard.check_gradients(step, G.parameters(), "grad_norm_G")
+        grad_norm_G = guard.check_gradients(step, G.parameters(),
+                                            "grad_norm_G")
         opt_G.step()
         opt_D.zero_grad(set_to_none=True)  # D's grads from (2) are not used
 
-        # (3) record: D's view of the last real and fake batches, G's gradient norm; save the run
+        # (3) record: D's view of the last real and fake batches, G's
+        #     gradient norm; save the run
         with torch.no_grad():
-            as_prob = loss in PROBABILITY_LOSSES
-            d_real = torch.sigmoid(real_out).mean() if as_prob else real_out.mean()
-            d_fake = torch.sigmoid(fake_out).mean() if as_prob else fake_out.mean()
-        row = dict(loss_D=loss_D, loss_G=loss_G, D_real=d_real, D_fake=d_fake, grad_norm_G=grad_norm_G)
+            if loss in PROBABILITY_LOSSES:  # D's outputs as probabilities
+                d_real = torch.sigmoid(real_out).mean()
+                d_fake = torch.sigmoid(fake_out).mean()
+            else:                           # a critic's raw scores
+                d_real, d_fake = real_out.mean(), fake_out.mean()
+        row = dict(loss_D=loss_D, loss_G=loss_G, D_real=d_real, D_fake=d_fake,
+                   grad_norm_G=grad_norm_G)
         if loss == "wasserstein_gp":
             row.update(gp=gp, grad_norm=grad_norms.mean())
         history.log(step, **row)
         bar.update()
         if callback is not None:
             callback(step, history)
-        run.save_every(checkpoint_path, checkpoint_every, step, num_steps, history, guard)
+        run.save_every(checkpoint_path, checkpoint_every, step, num_steps,
+                       history, guard)
     bar.close()
     return history

@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from traitlets import TraitError as T_TraitError
 from torch import nn
 from torch.nn import functional as F
 
@@ -284,6 +285,96 @@ def test_javascript_decodes_like_pytorch(name, tmp_path):
     _record(f"node_max_pixel_error/{name}", round(float(err), 3))
     assert err <= TOLERANCE, f"{name}: a JS pixel differs from PyTorch by {err:.2f}/255"
     assert js.std() > 3  # not a constant image
+
+
+NODE_TRUNCATION_RUNNER = r"""
+import { readFileSync, writeFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+const [, , esm, dir] = process.argv;
+const { compileProgram, decoderInput } = await import(pathToFileURL(esm).href);
+const program = JSON.parse(readFileSync(`${dir}/program.json`, "utf8"));
+const decode = compileProgram(program, new Uint8Array(readFileSync(`${dir}/weights.bin`)));
+const { z, y, psi } = JSON.parse(readFileSync(`${dir}/inputs.json`, "utf8"));
+const input = new Float32Array(program.z_dim + program.num_classes);
+// the view's own path: decoderInput builds [psi z, onehot(y)], then the program decodes it
+const pixels = psi.map((p) => z.map((v, i) => Array.from(Uint8ClampedArray.from(
+  decode(decoderInput(input, v, program.z_dim, program.num_classes, y[i], p)), (x) => x * 255))));
+writeFileSync(`${dir}/pixels.json`, JSON.stringify(pixels));
+"""
+
+
+@pytest.mark.parametrize("name", ["gan_dcgan", "gan_cgan"])
+def test_javascript_truncation_scales_z_before_decoding(name, tmp_path):
+    """The browser draws dec(psi z) (decoderInput + the program), as LatentExplorer.decode() does."""
+    if not Path(NODE).exists():
+        _skip_or_fail(f"no Node at {NODE}")
+    model = shipped_or_skip(name)
+    program, weights = gx.export_decoder(model, name=name)
+    z, y = fixed_codes(program["z_dim"], program["num_classes"])
+    z, y = z[:8], (y[:8] if y is not None else torch.zeros(8, dtype=torch.long))
+    psis = [1.0, 0.6, 0.25]
+    (tmp_path / "program.json").write_text(json.dumps(program))
+    (tmp_path / "weights.bin").write_bytes(weights)
+    (tmp_path / "inputs.json").write_text(json.dumps({"z": z.tolist(), "y": y.tolist(), "psi": psis}))
+    shutil.copy(ROOT / "genimg_lib" / "explorer.js", tmp_path / "explorer.mjs")
+    (tmp_path / "run.mjs").write_text(NODE_TRUNCATION_RUNNER)
+    subprocess.run([NODE, str(tmp_path / "run.mjs"), str(tmp_path / "explorer.mjs"), str(tmp_path)],
+                   check=True, timeout=120, capture_output=True)
+    js = np.array(json.loads((tmp_path / "pixels.json").read_text()), dtype=float)  # (psi, code, pixel)
+    conditional = program["num_classes"] > 0
+    for p, psi in enumerate(psis):
+        for i in range(len(z)):
+            explorer = gx.LatentExplorer(model, z=z[i], y=int(y[i]), truncation=psi)
+            python = explorer.decode().reshape(-1).numpy() * 255
+            # independently: the model's own forward on psi * z
+            direct = gx.decode_with_module(model, psi * z[i:i + 1], y[i:i + 1] if conditional else None)
+            np.testing.assert_allclose(python, direct.reshape(-1).numpy() * 255, atol=1e-3)
+            err = np.abs(js[p, i] - python).max()
+            assert err <= TOLERANCE, f"{name}, psi={psi}: a JS pixel differs from PyTorch by {err:.2f}/255"
+    # the truncation changes the picture (a view that ignored psi would draw js[0] three times)
+    assert np.abs(js[2] - js[0]).max() > 100
+
+
+def test_truncation_is_checked_and_round_trips(monkeypatch):
+    model = shipped("gan_dcgan")
+    z0 = torch.randn(64, generator=torch.Generator().manual_seed(5))
+    plain = gx.LatentExplorer(model, z=z0)
+    assert plain.truncation == 1.0 and plain.truncation_slider is False
+    torch.testing.assert_close(plain.decode(), gx.decode_with_module(model, z0[None]))
+    explorer = gx.LatentExplorer(model, z=z0, truncation=0.5)
+    assert explorer.truncation == 0.5 and explorer.truncation_slider is True
+    assert explorer.z == pytest.approx(z0.tolist())  # z itself is kept; only the image is truncated
+    torch.testing.assert_close(explorer.decode(), gx.decode_with_module(model, 0.5 * z0[None]))
+    assert (explorer.decode() - plain.decode()).abs().max() > 0.2
+    sent = []
+    monkeypatch.setattr(explorer, "_send", lambda msg, buffers=None: sent.append(msg))
+    explorer.truncation = 0.25
+    assert sent == [{"method": "update", "state": {"truncation": 0.25}, "buffer_paths": []}]
+    torch.testing.assert_close(explorer.decode(), gx.decode_with_module(model, 0.25 * z0[None]))
+    for bad in (0, 0.0, -0.5, 1.5, float("nan"), float("inf"), True, "0.5"):
+        with pytest.raises(ValueError, match=r"truncation must be a number psi in \(0, 1\]"):
+            gx.LatentExplorer(model, truncation=bad)
+    for bad in (0.0, 1.01, -1.0, float("nan")):
+        with pytest.raises(T_TraitError, match=r"truncation must be a number psi in \(0, 1\]"):
+            explorer.truncation = bad
+    assert explorer.truncation == 0.25  # a refused value leaves it as it was
+
+
+def test_noscript_frames_are_truncated_too():
+    model = shipped("gan_dcgan")
+    z0 = torch.randn(64, generator=torch.Generator().manual_seed(6))
+    explorer = gx.LatentExplorer(model, z=z0, directions=[0, 1], truncation=0.4)
+    html = explorer.fallback_html(steps=3)
+    assert "psi = 0.4" in html
+    png = base64.b64decode(html.split("base64,")[1].split('"')[0])
+    grid = plt.imread(io.BytesIO(png))[..., 0]  # 2 rows x 3 frames of 28 px, 2 px apart, enlarged twice
+    frame = grid[0:56:2, 2 * 60:2 * 60 + 56:2]  # row z[0], last column: z[0] = +extent
+    z = z0.clone()
+    z[0] = explorer.extent
+    want = gx.decode_with_module(model, 0.4 * z[None])[0, 0].numpy()
+    assert np.abs(frame - want).max() <= TOLERANCE / 255 + 1e-6
+    untruncated = gx.decode_with_module(model, z[None])[0, 0].numpy()
+    assert np.abs(frame - untruncated).max() > 0.2
 
 
 # ---------------------------------------------------------------------------
@@ -636,6 +727,60 @@ def test_python_sets_z_and_the_picture_follows(browser_setup, name, z_dim):
     assert out["values"] == pytest.approx([new_z[2], new_z[5]], abs=0.006)  # the sliders moved too (step 0.01)
     explorer.set_state({"z": out["sent"][-1]})  # back in Python, as the comm would deliver it
     assert explorer.coordinates()[1] == pytest.approx(-2.0) and explorer.z[2] == pytest.approx(new_z[2])
+    assert log["page_errors"] == [] and log["outside"] == []
+
+
+HARNESS_PSI_JS = """async ([state, program, weights, newPsi, sliderPsi]) => {
+  const mod = await import('/explorer.js');
+  const bytes = (a) => Uint8Array.from(a);
+  const handlers = {}, sent = [];
+  state.codes = bytes(state.codes); state.code_labels = bytes(state.code_labels);
+  const model = {
+    get: (k) => state[k],
+    set: (k, v) => { state[k] = v; (handlers['change:' + k] || []).forEach((f) => f()); },
+    save_changes: () => sent.push(state.truncation),
+    on: (e, f) => { (handlers[e] = handlers[e] || []).push(f); }, off: () => {},
+  };
+  const weightsModel = { get: (k) => (k === 'program' ? program : new DataView(bytes(weights).buffer)) };
+  const host = { getModel: async () => weightsModel };
+  const el = document.getElementById('el');
+  el.innerHTML = '';
+  await mod.default.render({ model, el, host });
+  const read = () => { const c = el.querySelector('canvas.gx-image');
+    return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data).filter((_, k) => k % 4 === 0); };
+  const psiSlider = el.querySelector('input[aria-label="truncation psi"]');
+  const first = read();
+  model.set('truncation', newPsi);  // a change from Python: the picture and the slider follow
+  const followed = read(), sliderValue = parseFloat(psiSlider.value);
+  psiSlider.value = String(sliderPsi); psiSlider.dispatchEvent(new Event('input'));
+  const slid = read();
+  return { first, followed, sliderValue, slid, sent, label: psiSlider.parentElement.textContent };
+}"""
+
+
+def test_truncation_slider_in_the_browser(browser_setup):
+    """The view draws dec(psi z); psi follows Python and the slider sends it back."""
+    model = shipped("gan_dcgan")
+    z0 = torch.randn(64, generator=torch.Generator().manual_seed(8))
+    explorer = gx.LatentExplorer(model, z=z0, directions=[0, 1], truncation=0.9)
+    state = {k: (list(v) if isinstance(v, bytes) else v) for k, v in explorer.get_state().items()}
+    log: dict = {}
+    page = open_offline(browser_setup["browser"], log)
+    page.goto(f"{browser_setup['url']}/book/harness.html")
+    out = page.evaluate(HARNESS_PSI_JS, [state, explorer.decoder.program, list(explorer.decoder.weights), 0.3, 0.6])
+    page.close()
+
+    def want(psi):
+        return gx.decode_with_module(model, psi * z0[None]).reshape(-1).numpy() * 255
+
+    assert np.abs(np.array(out["first"]) - want(0.9)).max() <= TOLERANCE
+    assert np.abs(np.array(out["followed"]) - want(0.3)).max() <= TOLERANCE
+    assert np.abs(np.array(out["slid"]) - want(0.6)).max() <= TOLERANCE
+    assert np.abs(np.array(out["followed"]) - np.array(out["first"])).max() > 50
+    assert out["sliderValue"] == pytest.approx(0.3) and out["sent"] == [pytest.approx(0.6)]
+    assert "truncation" in out["label"]
+    explorer.set_state({"truncation": out["sent"][-1]})  # back in Python, as the comm would deliver it
+    torch.testing.assert_close(explorer.decode(), gx.decode_with_module(model, 0.6 * z0[None]))
     assert log["page_errors"] == [] and log["outside"] == []
 
 
