@@ -85,9 +85,14 @@ def test_bibliography_lists_each_paper_once():
     """One entry per paper: no two entries share a title (issue #12 item 20)."""
     import re
 
+    from pybtex.database import parse_file  # what sphinxcontrib-bibtex reads it with
+
     text = (ROOT / "references.bib").read_text()
     entries = re.findall(r"@\w+\{([^,]+),(.*?)\n\}", text, flags=re.S)
     assert len(entries) >= 20
+    parsed = parse_file(ROOT / "references.bib").entries  # a broken entry fails here
+    assert sorted(parsed) == sorted(re.findall(r"^@\w+\{([^,]+),", text, flags=re.M))
+    assert all("year" in e.fields and "title" in e.fields for e in parsed.values())
     titles = {}
     for key, body in entries:
         m = re.search(r"title\s*=\s*[{\"](.+?)[}\"],?\s*\n", body, flags=re.S)
