@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from genimg_lib import cli, data, device, edit, exercises, gan_lab, losses, measures, models, recipes, scoreboard, train
-from genimg_lib import viz, widgets
+from genimg_lib import monitor, viz, widgets
 from genimg_lib.checkpoints import (
     WEIGHTS_DIR, CheckpointError, load_checkpoint, load_model, load_shipped, read_manifest, register_shipped,
     save_checkpoint, update_metrics,
@@ -519,7 +519,7 @@ def test_a_gan_that_diverges_while_staying_finite_is_stopped():
     history, _ = gan_lab.train_toy_gan(G, D, RING, 100, lr_G=1.0, lr_D=1.0, batch_size=64, explode_factor=None)
     values = torch.tensor([history[k] for k in ("loss_D", "loss_G", "grad_norm_G")])
     assert torch.isfinite(values).all()  # it never becomes NaN: check_finite alone would let it run on
-    reference = values[:, :train.EXPLODE_REFERENCE_STEPS].abs().amax(1).clamp(min=1.0)
+    reference = values[:, :monitor.EXPLODE_REFERENCE_STEPS].abs().amax(1).clamp(min=1.0)
     assert (values.abs().amax(1) > 1e4 * reference).any()
 
     G, D = _toy_pair()
