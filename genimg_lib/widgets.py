@@ -13,6 +13,7 @@ import io
 from typing import Sequence
 
 import ipywidgets as W
+from ipywidgets.widgets.widget_string import HTMLStyle  # the style of an HTML widget
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -62,6 +63,7 @@ def frame_scrubber(
         raise ValueError(f"got {len(frames)} frames but {len(captions)} captions; give one caption per frame")
     interval = check_int(interval, "interval", meaning="milliseconds")
     children = []
+    layout, style = W.Layout(), HTMLStyle()  # one of each for all frames (see _frame_page)
     for i, frame in enumerate(frames):
         if isinstance(frame, plt.Figure):
             png = figure_to_png(frame)
@@ -72,16 +74,27 @@ def frame_scrubber(
                             f"got {type(frame).__name__}")
         else:
             png = array_to_png(frame)
-        parts = [W.Image(value=png, format="png")]
-        if captions is not None:
-            parts.insert(0, W.HTML(f"<b>{captions[i]}</b>"))
-        children.append(W.VBox(parts))
+        children.append(_frame_page(png, None if captions is None else captions[i], layout, style))
     stack = W.Stack(children, selected_index=0)
     slider = W.IntSlider(value=0, min=0, max=len(frames) - 1, description=description, continuous_update=True)
     play = W.Play(value=0, min=0, max=len(frames) - 1, interval=interval, description="play")
     W.jslink((play, "value"), (slider, "value"))
     W.jslink((slider, "value"), (stack, "selected_index"))
     return W.VBox([W.HBox([play, slider]), stack])
+
+
+def _frame_page(png: bytes, caption: str | None, layout: W.Layout, style: HTMLStyle) -> W.VBox:
+    """One page of a scrubber: the caption (if any) over the image.
+
+    Every page of a scrubber shares the same default ``layout`` and caption ``style``:
+    each widget would otherwise get its own `Layout` model (and each caption its own
+    style), all identical, and a page embeds every model in its widget state, about
+    4 kB a frame.
+    """
+    parts = [W.Image(value=png, format="png", layout=layout)]
+    if caption is not None:
+        parts.insert(0, W.HTML(f"<b>{caption}</b>", layout=layout, style=style))
+    return W.VBox(parts, layout=layout)
 
 
 def _frame_png(frame: bytes | plt.Figure | np.ndarray, where: str) -> bytes:
@@ -128,11 +141,12 @@ def frame_grid_scrubber(
                                 continuous_update=True)
     row_slider = W.IntSlider(value=0, min=0, max=len(rows) - 1, description=row_description, continuous_update=True)
     inner = []
+    layout, style = W.Layout(), HTMLStyle()  # one of each for all frames (see _frame_page)
     for r, row in enumerate(rows):
         pages = []
         for c, frame in enumerate(row):
-            caption = W.HTML(f"<b>{row_captions[r]}; {column_captions[c]}</b>")
-            pages.append(W.VBox([caption, W.Image(value=_frame_png(frame, f"frames[{r}][{c}]"), format="png")]))
+            pages.append(_frame_page(_frame_png(frame, f"frames[{r}][{c}]"),
+                                     f"{row_captions[r]}; {column_captions[c]}", layout, style))
         stack = W.Stack(pages, selected_index=0)
         W.jslink((column_slider, "value"), (stack, "selected_index"))
         inner.append(stack)

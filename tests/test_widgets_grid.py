@@ -3,7 +3,7 @@
 import ipywidgets as W
 import numpy as np
 import pytest
-from ipywidgets.embed import embed_data
+from ipywidgets.embed import dependency_state, embed_data
 
 from genimg_lib import widgets
 
@@ -51,3 +51,27 @@ def test_grid_scrubber_bad_input():
         widgets.frame_grid_scrubber([[frame]], "a", ["x"])
     with pytest.raises(TypeError, match=r"frames\[0\]\[0\] must be PNG bytes"):
         widgets.frame_grid_scrubber([[None]], ["a"], ["x"])
+
+
+@pytest.mark.parametrize("kind", ["frames", "grid"])
+def test_scrubber_frames_share_one_layout_and_caption_style(kind):
+    # every frame's image, caption and box use the same Layout (and captions one style),
+    # so the embedded state of a page does not grow by identical models with each frame
+    images = [np.full((4, 4), k / 11) for k in range(12)]
+    if kind == "frames":
+        box = widgets.frame_scrubber(images, [f"c{k}" for k in range(12)])
+        pages = list(box.children[1].children)
+    else:
+        box = widgets.frame_grid_scrubber([images[:6], images[6:]], ["a", "b"], list("uvwxyz"))
+        pages = [page for inner in box.children[2].children for page in inner.children]
+    assert len(pages) == 12
+    layouts = {w.layout.model_id for page in pages for w in (page, *page.children)}
+    styles = {page.children[0].style.model_id for page in pages}
+    assert len(layouts) == 1 and len(styles) == 1
+    state = dependency_state(box, drop_defaults=False)  # the models the box's views need
+    counts = {}
+    for model in state.values():
+        counts[model["model_name"]] = counts.get(model["model_name"], 0) + 1
+    # one layout for the frames, the rest for the sliders, play button, stacks and boxes
+    assert counts["ImageModel"] == 12 and counts["LayoutModel"] <= 8, counts
+    assert counts["HTMLStyleModel"] == 1, counts
