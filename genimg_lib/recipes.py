@@ -578,6 +578,11 @@ def _run_vaegan_sweep(name, recipe, num_steps, seed, device, iwae_k, cost, log, 
     metrics = {f"adv_{w:g}_{k}": round(table[k][i], 4) for i, w in enumerate(recipe["adv_weights"])
                for k in ("nll_nats", "fid", "precision", "recall")}
     metrics["iwae_k"] = recipe["iwae_k"]
+    return Run(name, {"results": out, "config": config}, {"family": "results", "config": config, "cost": cost,
+                                                          "metrics": metrics})
+
+
+# ---------------------------------------------------------------------------
 # Part VI: the sweeps of "Troubleshooting and FAQ" (recipe "faq_study")
 # ---------------------------------------------------------------------------
 def _uint8(images: torch.Tensor) -> torch.Tensor:
