@@ -762,3 +762,91 @@ def test_figures_are_reencoded_losslessly_and_smaller():
     buffer = io.BytesIO()
     Image.fromarray(rich, "RGBA").save(buffer, "PNG")
     assert (pixels(smaller_png(buffer.getvalue())) == rich).all()
+
+
+# ---------------------------------------------------------------------------------------
+# The latent explorers on the built pages (issue #14): every page that has one
+# ---------------------------------------------------------------------------------------
+EXPLORER_STATE_JS = """() => [...document.querySelectorAll('.genimg-explorer')].map(e =>
+  [JSON.parse(e.dataset.z || 'null'), parseFloat(e.dataset.truncation || '1')])"""
+EXPLORER_CANVAS_JS = """(i) => { const c = document.querySelectorAll('.genimg-explorer canvas.gx-image')[i];
+  return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data).filter((_, k) => k % 4 === 0); }"""
+
+
+def _explorer_pages() -> list[Path]:
+    return [p for p in _pages() if "genimg-explorer" in p.read_text() or '"decoder": "anywidget:' in p.read_text()]
+
+
+def _saved_explorers(html: Path) -> tuple[list[dict], dict]:
+    """The page's saved explorer states and its decoders ``{id: (program, weights bytes)}``."""
+    text = html.read_text()
+    m = re.search(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', text, re.S)
+    state = json.loads(m.group(1))["state"]
+    decoders, explorers = {}, []
+    for key, model in state.items():
+        s = model.get("state", {})
+        if "program" in s:
+            buffer = next(b for b in model.get("buffers", []) if b["path"] == ["weights"])
+            decoders[key] = (s["program"], base64.b64decode(buffer["data"]))
+        elif "decoder" in s and "z" in s:
+            explorers.append(s)
+    return explorers, decoders
+
+
+def _decode_like_pytorch(program, weights, z, y, psi):
+    import torch
+
+    from genimg_lib.explorer import run_program
+
+    labels = None if not program["num_classes"] else torch.tensor([int(y or 0)])
+    image = run_program(program, weights, psi * torch.tensor([z], dtype=torch.float32), labels)
+    return image.reshape(-1).numpy() * 255
+
+
+def test_explorers_on_the_built_pages_draw_what_pytorch_decodes(server, browser):
+    """On every built page with a latent explorer: a key press on its first slider changes
+    the canvas, and the canvas is the PyTorch decode (genimg_lib.explorer.run_program, the
+    reference interpreter of the exported weights, itself checked against each model's
+    forward at export) of the explorer's z (times its truncation psi) within 2/255. The
+    decoder is the one the saved state names, or, where a page holds several explorers, the
+    saved explorer and decoder that match the element's code length and label."""
+    import numpy as np
+
+    pages = _explorer_pages()
+    names = {p.stem for p in pages}
+    assert {"vae_04_latent_space", "gan_03_dcgan", "edit_05_studio"} <= names, names
+    problems, checked = [], 0
+    for html in pages:
+        explorers, decoders = _saved_explorers(html)
+        log: dict = {}
+        context = browser.new_context(viewport={"width": DESKTOP, "height": 900})
+        page = open_offline(context, log)
+        page.goto(f"{server}/{html.relative_to(SITE).as_posix()}", wait_until="load")
+        page.wait_for_function(f"() => document.querySelectorAll('.genimg-explorer').length === {len(explorers)}",
+                               timeout=120_000)
+        settle(page, log)
+        for i in range(len(explorers)):
+            before = np.array(page.evaluate(EXPLORER_CANVAS_JS, i), dtype=float)
+            slider = page.locator(".genimg-explorer").nth(i).locator("input[type=range]").first
+            slider.focus()
+            slider.press("End")
+            page.wait_for_timeout(50)
+            after = np.array(page.evaluate(EXPLORER_CANVAS_JS, i), dtype=float)
+            z, psi = page.evaluate(EXPLORER_STATE_JS)[i]
+            errors = []
+            for s in explorers:
+                program, weights = decoders[s["decoder"].split(":", 1)[1]]
+                if program["z_dim"] == len(z):
+                    want = _decode_like_pytorch(program, weights, z, s.get("y"), psi)
+                    if want.shape == after.shape:
+                        errors.append(float(np.abs(after - want).max()))
+            label = f"{html.stem} explorer {i}"
+            if (after != before).sum() == 0:
+                problems.append(f"{label}: the canvas did not change when the slider moved")
+            if not errors or min(errors) > 2.0:
+                problems.append(f"{label}: canvas differs from the PyTorch decode by {min(errors or [np.inf]):.1f}/255")
+            checked += 1
+        if log["outside"] or log["page_errors"]:
+            problems.append(f"{html.stem}: requests leaving {log['outside']}, errors {log['page_errors']}")
+        context.close()
+    assert checked >= 7 and not problems, "\n".join(problems)
