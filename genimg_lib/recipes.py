@@ -479,9 +479,9 @@ def _run_gan_encoder(name, recipe, num_steps, seed, device, iwae_k, cost, log, c
 VAEGAN_SNAPSHOT_STEPS = (0, 100, 250, 500, 1000)
 
 
-def _uint8(x: torch.Tensor) -> torch.Tensor:
-    """Images in [0, 1] as uint8, to store samples compactly."""
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+def _uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] as uint8: what a results file stores to show them."""
+    return (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def _vaegan_fine_tune(recipe, adv_weight, num_steps, seed, device, callback=None):
@@ -585,11 +585,6 @@ def _run_vaegan_sweep(name, recipe, num_steps, seed, device, iwae_k, cost, log, 
 # ---------------------------------------------------------------------------
 # Part VI: the sweeps of "Troubleshooting and FAQ" (recipe "faq_study")
 # ---------------------------------------------------------------------------
-def _uint8(images: torch.Tensor) -> torch.Tensor:
-    """Images in [0, 1] as uint8 (what a results file stores to show them)."""
-    return (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-
-
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     """``(fn(), wall seconds, CPU seconds of this process)``: on a shared machine the CPU time is the fair cost."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -665,6 +660,15 @@ def _run_faq_study(name, recipe, num_steps, seed, device, iwae_k, cost, log, cal
             scores.append((run.steps_done, score_gan(model)))
         return run, scores, wall, cpu
 
+    def scored_row(run, scores, wall, cpu) -> dict[str, Any]:
+        """What a DCGAN run of the study keeps: where it stopped, its scores at each evaluation, its samples."""
+        return dict(
+            steps_done=run.steps_done, stopped_at=-1 if run.stopped_at is None else run.stopped_at, error=run.error,
+            eval_steps=torch.tensor([s for s, _ in scores]),
+            **{key: torch.tensor([r[key] for _, r in scores]) for key in ("fid", "precision", "recall")},
+            samples=_uint8(scores[-1][1]["shown"]), cpu_seconds=cpu, wall_seconds=wall,
+        )
+
     lr_rows = []
     for lr in gan["lrs"]:
         evals = [s for s in (scaled(e, gan["num_steps"]) for e in gan["eval_steps"]) if s <= gan_steps]
@@ -675,17 +679,9 @@ def _run_faq_study(name, recipe, num_steps, seed, device, iwae_k, cost, log, cal
             f"precision {last['precision']:.3f}, recall {last['recall']:.3f} ({cpu:.0f} s CPU)")
         h = run.history
         lr_rows.append(dict(
-            lr=lr, steps_done=run.steps_done, stopped_at=-1 if run.stopped_at is None else run.stopped_at,
-            error=run.error, message=run.message, cpu_seconds=cpu, wall_seconds=wall,
-            eval_steps=torch.tensor([s for s, _ in scores]), fid=torch.tensor([r["fid"] for _, r in scores]),
-            precision=torch.tensor([r["precision"] for _, r in scores]),
-            recall=torch.tensor([r["recall"] for _, r in scores]),
+            lr=lr, **scored_row(run, scores, wall, cpu), message=run.message,
             classes_covered=torch.tensor([r["classes_covered"] for _, r in scores]),
-            samples=_uint8(last["shown"]),
-            loss_D=torch.tensor(h["loss_D"] if h is not None else []),
-            loss_G=torch.tensor(h["loss_G"] if h is not None else []),
-            D_real=torch.tensor(h["D_real"] if h is not None else []),
-            D_fake=torch.tensor(h["D_fake"] if h is not None else []),
+            **{key: torch.tensor(h[key] if h is not None else []) for key in ("loss_D", "loss_G", "D_real", "D_fake")},
         ))
     out["gan_lr"] = lr_rows
 
@@ -702,12 +698,7 @@ def _run_faq_study(name, recipe, num_steps, seed, device, iwae_k, cost, log, cal
         last = scores[-1][1]
         log(f"  DCGAN lr={lr:g}, {long_steps} steps: {run.steps_done} done, {run.error or 'finished'}; "
             f"FID {last['fid']:.2f} ({cpu:.0f} s CPU)")
-        long_rows.append(dict(lr=lr, steps_done=run.steps_done, stopped_at=-1 if run.stopped_at is None else run.stopped_at,
-                              error=run.error, eval_steps=torch.tensor([s for s, _ in scores]),
-                              fid=torch.tensor([r["fid"] for _, r in scores]),
-                              precision=torch.tensor([r["precision"] for _, r in scores]),
-                              recall=torch.tensor([r["recall"] for _, r in scores]), samples=_uint8(last["shown"]),
-                              cpu_seconds=cpu, wall_seconds=wall))
+        long_rows.append(dict(lr=lr, **scored_row(run, scores, wall, cpu)))
     out["gan_lr_long"] = long_rows
 
     samples_seen = dcgan["batch_size"] * gan_steps
