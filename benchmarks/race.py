@@ -47,9 +47,27 @@ RESULTS = Path(os.environ.get("GENIMG_BENCHMARK_RESULTS", ROOT / "benchmarks" / 
 # ---------------------------------------------------------------------------
 #: GAN contestants: the same generator (DCGAN, z 64, width 32), the same MNIST-5k
 #: training split, non-saturating loss, Adam betas (0.5, 0.999).
+def _book_gan() -> dict:
+    """The shipped gan_dcgan recipe, read from genimg_lib.recipes (so the race follows it)."""
+    from genimg_lib.recipes import RECIPES
+
+    r = RECIPES["gan_dcgan"]
+    assert r["lr_G"] == r["lr_D"] and r["loss"] == "non_saturating" and r["betas"] == (0.5, 0.999), r
+    return dict(d_norm=r["model"].get("d_norm"), batch_size=r["batch_size"], lr=r["lr_G"])
+
+
+def _book_vae() -> dict:
+    """The shipped vae_conv_z16 model, read from genimg_lib.recipes."""
+    from genimg_lib.recipes import RECIPES
+
+    r = RECIPES["vae_conv_z16"]
+    assert r["train"]["batch_size"] == 128 and r["train"]["lr"] == 1e-3, r
+    return dict(r["model"])
+
+
 GAN_CONTESTANTS = {
     # the shipped gan_dcgan recipe (genimg_lib.recipes.RECIPES["gan_dcgan"])
-    "book": dict(d_norm=None, batch_size=128, lr=2e-4),
+    "book": _book_gan(),
     # pytorch/examples' dcgan: BatchNorm after D's second convolution
     "plain": dict(d_norm="batch", batch_size=128, lr=2e-4),
     # candidate: BatchNorm in D, batches of 32, learning rate 4e-4
@@ -58,7 +76,7 @@ GAN_CONTESTANTS = {
 #: VAE contestants, on dynamically binarized MNIST-5k, Adam(1e-3), batches of 128.
 VAE_CONTESTANTS = {
     # the shipped vae_conv_z16 recipe
-    "book": dict(z_dim=16, arch="conv", channels=32),
+    "book": _book_vae(),
     # pytorch/examples' vae: an MLP 784-400-20
     "plain": dict(z_dim=20, arch="mlp", hidden_dims=[400]),
 }
@@ -94,12 +112,14 @@ def _run_gan(name: str, num_steps: int, seed: int) -> list[dict]:
 
     from genimg_lib.data import infinite_batches, load_mnist5k, make_loader
     from genimg_lib.models import DCGAN
+    from genimg_lib.recipes import RECIPES
     from genimg_lib.scoreboard import Scorer
     from genimg_lib.train import train_gan
 
     c = GAN_CONTESTANTS[name]
     torch.manual_seed(seed)
-    model = DCGAN(z_dim=64, width=32, d_norm=c["d_norm"])
+    shape = {k: v for k, v in RECIPES["gan_dcgan"]["model"].items() if k in ("z_dim", "width")}
+    model = DCGAN(**shape, d_norm=c["d_norm"])  # every contestant: the shipped generator's shape
     x, y = load_mnist5k("train", value_range=(-1, 1))
     batches = infinite_batches(make_loader(x, y, batch_size=c["batch_size"], seed=seed))
     evals, snaps = set(_eval_steps(num_steps)), []
@@ -118,7 +138,7 @@ def _run_gan(name: str, num_steps: int, seed: int) -> list[dict]:
         model.G.load_state_dict(state)
         model.G.eval()
         with torch.no_grad():
-            z = torch.randn(1000, 64, generator=torch.Generator().manual_seed(seed))
+            z = torch.randn(1000, model.z_dim, generator=torch.Generator().manual_seed(seed))
             s = scorer.score(((model.G(z) + 1) / 2).clamp(0, 1))
         rows.append(dict(contestant=name, step=step, cpu_s=round(cpu, 1), wall_s=round(wall, 1),
                          fid=round(s["fid"], 3), precision=round(s["precision"], 3),
