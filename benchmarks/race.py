@@ -5,7 +5,7 @@ thread, all contestants of a race at the same time, so that they share whatever 
 machine has. Absolute seconds on a shared machine are noise; the ratios between
 contestants of the same race are the result.
 
-    python benchmarks/race.py gan [--steps 1500] [--contestants book,plain,fast]
+    python benchmarks/race.py gan [--steps 1500] [--contestants book,plain,before]
     python benchmarks/race.py vae [--steps 4000]
     python benchmarks/race.py notebooks [book/x.ipynb ...]   # execution time of each notebook
     python benchmarks/race.py suite                           # wall time of scripts/test.sh
@@ -23,7 +23,8 @@ quality at that step:
   manifest's figures use 1,000) on the 1,000 statically binarized test images.
 
 ``report`` turns every results file into ``benchmarks/results/table.md`` (with each
-contestant's time to reach the plain recipe's final quality, as a ratio) and
+contestant's time to reach the plain recipe's final quality, as a ratio, and the shipped
+models' scores from the package's manifest against issue #11's targets) and
 ``benchmarks/results/race.png``.
 """
 
@@ -70,8 +71,8 @@ GAN_CONTESTANTS = {
     "book": _book_gan(),
     # pytorch/examples' dcgan: BatchNorm after D's second convolution
     "plain": dict(d_norm="batch", batch_size=128, lr=2e-4),
-    # candidate: BatchNorm in D, batches of 32, learning rate 4e-4
-    "fast": dict(d_norm="batch", batch_size=32, lr=4e-4),
+    # the recipe the book shipped before issue #11: no normalization in D, batches of 128, 2e-4
+    "before": dict(d_norm=None, batch_size=128, lr=2e-4),
 }
 #: VAE contestants, on dynamically binarized MNIST-5k, Adam(1e-3), batches of 128.
 VAE_CONTESTANTS = {
@@ -250,6 +251,30 @@ def time_suite() -> Path:
 # ---------------------------------------------------------------------------
 # The report
 # ---------------------------------------------------------------------------
+#: Issue #11's targets for the shipped models: (model, manifest metric, "<=" or ">=", target).
+TARGETS = [
+    ("gan_dcgan", "fid_domain", "<=", 1.5), ("gan_dcgan", "classes_covered", ">=", 10),
+    ("gan_dcgan", "precision_k3", ">=", 0.7), ("gan_dcgan", "recall_k3", ">=", 0.6),
+    ("gan_wgan_gp", "fid_domain", "<=", 2.0), ("gan_wgan_gp", "classes_covered", ">=", 10),
+    ("gan_cgan", "fid_domain", "<=", 2.0), ("gan_cgan", "classes_covered", ">=", 10),
+    ("vae_conv_z16", "nll_nats", "<=", 93.0),
+]
+
+
+def target_rows(manifest: dict) -> list[str]:
+    """Markdown rows: each target against the shipped model's score in ``manifest``, and the gap."""
+    rows = ["| model | metric | target | shipped | met | gap |", "|---|---|---|---|---|---|"]
+    for name, key, op, goal in TARGETS:
+        value = manifest.get(name, {}).get("metrics", {}).get(key)
+        if value is None:
+            rows.append(f"| {name} | {key} | {op} {goal} | not scored | - | - |")
+            continue
+        met = value <= goal if op == "<=" else value >= goal
+        gap = "-" if met else f"{abs(value - goal):.3g}"
+        rows.append(f"| {name} | {key} | {op} {goal} | {value:.4g} | {'yes' if met else 'no'} | {gap} |")
+    return rows
+
+
 def time_to_reach(rows: list[dict], key: str, target: float) -> float | None:
     """CPU seconds at the first evaluation whose ``key`` is at or below ``target``."""
     for r in sorted(rows, key=lambda r: r["step"]):
@@ -288,6 +313,13 @@ def report() -> Path:
             ratio = "not reached" if t is None else f"{t / t_plain:.2f}"
             lines.append(f"| {name} | {'-' if t is None else t} | {ratio} |")
         lines.append("")
+    from genimg_lib.checkpoints import read_manifest
+
+    manifest = read_manifest()
+    lines += ["## The shipped models against issue #11's targets",
+              "Scores from `genimg_lib/weights/MANIFEST.json` (domain metrics at N = 1000, the VAE's "
+              "NLL with the manifest's K); what was tried is in `benchmarks/README.md`.", ""]
+    lines += target_rows(manifest) + [""]
     for name, title in (("notebooks", "Notebook execution times"), ("suite", "The whole test suite")):
         path = RESULTS / f"{name}.json"
         if path.exists():
@@ -342,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
         q = sub.add_parser(kind)
         q.add_argument("--contestants", default=",".join(table))
         q.add_argument("--steps", type=int, default=default, help="training steps of every contestant")
-        q.add_argument("--steps-of", default="", help="per contestant, e.g. fast=3000")
+        q.add_argument("--steps-of", default="", help="per contestant, e.g. book=3000")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--iwae-k", type=int, default=100)
     nb = sub.add_parser("notebooks")
@@ -358,7 +390,10 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"contestants must include 'plain' and come from {sorted(table)}, got {names}")
         steps = {n: a.steps for n in names}
         for item in filter(None, a.steps_of.split(",")):
-            n, s = item.split("=")
+            n, _, s = item.partition("=")
+            if n not in names or not s.isdigit() or int(s) < 1:
+                p.error(f"--steps-of takes NAME=STEPS for a contestant of this race (one of {names}) "
+                        f"and a positive number of steps, got {item!r}")
             steps[n] = int(s)
         race(a.what, names, steps, a.seed, a.iwae_k)
     elif a.what == "notebooks":
