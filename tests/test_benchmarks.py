@@ -76,3 +76,16 @@ def test_target_rows_say_which_targets_are_met_and_by_how_much():
     assert "| gan_dcgan | precision_k3 | >= 0.7 | 0.75 | yes | - |" in rows
     assert "| gan_dcgan | recall_k3 | >= 0.6 | not scored | - | - |" in rows
     assert "| vae_conv_z16 | nll_nats | <= 93.0 | 97 | no | 4 |" in rows
+
+
+def test_explore_scores_the_last_and_the_averaged_generator_at_each_evaluation():
+    explore = ROOT / "benchmarks" / "explore.py"
+    p = subprocess.run([sys.executable, str(explore), "--steps", "3", "--every", "2"], capture_output=True,
+                       text=True, timeout=600, env=dict(os.environ, GENIMG_PROGRESS="0"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    assert [(r["step"], r["weights"]) for r in rows] == [(2, "last"), (2, "ema"), (3, "last"), (3, "ema")]
+    assert all(r["fid"] > 0 and 0 <= r["precision"] <= 1 for r in rows)
+    bad = subprocess.run([sys.executable, str(explore), "--steps", "0"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and "--steps, --every, --batch-size and --n-critic must be positive" in bad.stderr

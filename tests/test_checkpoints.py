@@ -128,7 +128,8 @@ def test_every_shipped_checkpoint_matches_its_checksum():
     assert all(v == "ok" for v in results.values()), results
     for name, entry in ck.read_manifest().items():
         assert entry["bytes"] <= 2 * 1024 * 1024, f"{name} is over 2 MB"
-    assert sum(e["bytes"] for e in ck.read_manifest().values()) <= 10 * 1024 * 1024
+    # 12 MB in all: the package stays a small download (the GAN recipes of issue #11 ship 10,000-step histories)
+    assert sum(e["bytes"] for e in ck.read_manifest().values()) <= 12 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------------
