@@ -331,6 +331,10 @@ def report() -> Path:
     return out
 
 
+#: One colour per contestant name in every panel of race.png.
+COLORS = {"book": "C0", "plain": "C1", "before": "C2"}
+
+
 def _plot() -> None:
     import matplotlib
 
@@ -346,7 +350,8 @@ def _plot() -> None:
         key = "fid" if kind == "gan" else "nll"
         for name in sorted(set(r["contestant"] for r in rows)):
             rs = sorted((r for r in rows if r["contestant"] == name), key=lambda r: r["step"])
-            ax.plot([r["cpu_s"] for r in rs], [r[key] for r in rs], "o-", label=name)
+            ax.plot([r["cpu_s"] for r in rs], [r[key] for r in rs], "o-", label=name,
+                    color=COLORS.get(name))
         ax.set_xlabel("training CPU seconds (1 thread)")
         ax.set_ylabel("domain FID" if kind == "gan" else "test NLL, nats (IWAE)")
         if kind == "gan":  # FID spans a decade: log axis, ticks written plainly
